@@ -1,0 +1,103 @@
+"""The data that flows from sources through processing to sinks.
+
+A source turns request bytes into `Stream`s: a label set plus a protobuf
+`StreamAdapter` carrying the entries. Processing (relabel, static labels,
+timestamps) turns each surviving stream into a `Chunk`: the final label text and
+the entries already encoded as protobuf, so sinks only concatenate bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .proto import StreamAdapter
+
+Labels = dict[str, str]
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+TENANT_LABEL = "__tenant_id__"  # Promtail's reserved label: the entries' tenant
+
+
+@dataclass(slots=True)
+class Stream:
+    """One label set and its entries, as a source decoded them."""
+
+    labels: Labels
+    entries: Any  # StreamAdapter; its `labels` and `hash` fields are not used
+    key: str | None = None  # the source's raw label text: a cheaper cache key than the dict
+
+
+@dataclass(slots=True, frozen=True)
+class Chunk:
+    """A processed stream, ready to batch: label text plus encoded entries."""
+
+    labels: str  # Loki label text, e.g. {job="x", level="info"}
+    data: bytes  # StreamAdapter fields 2 (entries), encoded
+    count: int  # entries
+    size: int  # len(data)
+
+
+class LabelError(ValueError):
+    pass
+
+
+def new_stream(labels: Labels, entries: Iterable[tuple[int, str]], key: str | None = None) -> Stream:
+    """Build a stream from (unix nanoseconds, line) pairs; the dict form is filled in C by upb."""
+    msg = StreamAdapter(
+        entries=[{"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": line} for ts, line in entries]
+    )
+    return Stream(labels, msg, key)
+
+
+def format_labels(labels: Mapping[str, str]) -> str:
+    """Loki's label text: names sorted, values as Go string literals.
+
+    A JSON string is also a valid Go string literal (\\uXXXX, \\n, \\" ...), so orjson quotes.
+    """
+    return "{" + ", ".join(f"{k}={orjson.dumps(labels[k]).decode()}" for k in sorted(labels)) + "}"
+
+
+_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,|$)', re.S)
+_GO_ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\", '"': '"', "'": "'"}
+_ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}|.)", re.S)
+
+
+def _unescape(value: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        s = m.group(1)
+        if s[0] in "xuU":
+            return chr(int(s[1:], 16))
+        if s[0] in "01234567":
+            return chr(int(s, 8))
+        if s in _GO_ESCAPES:
+            return _GO_ESCAPES[s]
+        raise LabelError(f"invalid escape \\{s}")
+
+    return _ESCAPE.sub(one, value) if "\\" in value else value
+
+
+def parse_labels(text: str) -> Labels:
+    """Parse Loki label text such as {a="b", c="d\\n"}; raises LabelError."""
+    s = text.strip()
+    if len(s) < 2 or s[0] != "{" or s[-1] != "}":
+        raise LabelError(f"labels must be of the form {{name=\"value\", ...}}: {text[:200]!r}")
+    body = s[1:-1]
+    labels: Labels = {}
+    pos = 0
+    while pos < len(body):
+        if not body[pos:].strip():
+            break
+        m = _PAIR.match(body, pos)
+        if m is None:
+            raise LabelError(f"cannot parse labels at offset {pos + 1}: {text[:200]!r}")
+        name = m.group(1)
+        if name in labels:
+            raise LabelError(f"duplicate label name {name!r}: {text[:200]!r}")
+        labels[name] = _unescape(m.group(2))
+        pos = m.end()
+    return labels

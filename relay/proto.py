@@ -1,0 +1,85 @@
+"""Loki's push wire format (`logproto.PushRequest`), described at import time.
+
+The schema is built from a FileDescriptorProto so no protoc step is needed; the
+message classes come from the installed protobuf runtime (upb, in C).
+
+    PushRequest   { repeated StreamAdapter streams = 1; }
+    StreamAdapter { string labels = 1; repeated EntryAdapter entries = 2; uint64 hash = 3; }
+    EntryAdapter  { Timestamp timestamp = 1; string line = 2;
+                    repeated LabelPairAdapter structuredMetadata = 3; }
+    LabelPairAdapter { string name = 1; string value = 2; }
+"""
+
+from __future__ import annotations
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import timestamp_pb2  # noqa: F401  registers timestamp.proto in the pool
+
+_FILE = "loki_relay/logproto.proto"
+_PKG = "lokirelay.logproto"
+
+
+def _describe() -> descriptor_pb2.FileDescriptorProto:
+    f = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name=_FILE, package=_PKG, syntax="proto3")
+    file.dependency.append("google/protobuf/timestamp.proto")
+
+    def message(name: str, *fields: tuple[int, str, int, str | None, bool]) -> None:
+        m = file.message_type.add(name=name)
+        for number, fname, ftype, type_name, repeated in fields:
+            fld = m.field.add(name=fname, number=number, type=ftype)
+            fld.label = f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL
+            if type_name:
+                fld.type_name = type_name
+
+    message("LabelPairAdapter", (1, "name", f.TYPE_STRING, None, False), (2, "value", f.TYPE_STRING, None, False))
+    message(
+        "EntryAdapter",
+        (1, "timestamp", f.TYPE_MESSAGE, ".google.protobuf.Timestamp", False),
+        (2, "line", f.TYPE_STRING, None, False),
+        (3, "structuredMetadata", f.TYPE_MESSAGE, f".{_PKG}.LabelPairAdapter", True),
+    )
+    message(
+        "StreamAdapter",
+        (1, "labels", f.TYPE_STRING, None, False),
+        (2, "entries", f.TYPE_MESSAGE, f".{_PKG}.EntryAdapter", True),
+        (3, "hash", f.TYPE_UINT64, None, False),
+    )
+    message("PushRequest", (1, "streams", f.TYPE_MESSAGE, f".{_PKG}.StreamAdapter", True))
+    return file
+
+
+def _load() -> descriptor_pool.DescriptorPool:
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(_FILE)
+    except KeyError:
+        pool.Add(_describe())
+    return pool
+
+
+_pool = _load()
+
+
+def _cls(name: str):  # noqa: ANN202  (generated message classes have no static type)
+    return message_factory.GetMessageClass(_pool.FindMessageTypeByName(f"{_PKG}.{name}"))
+
+
+PushRequest = _cls("PushRequest")
+StreamAdapter = _cls("StreamAdapter")
+EntryAdapter = _cls("EntryAdapter")
+LabelPairAdapter = _cls("LabelPairAdapter")
+
+
+def varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def length_delimited(field: int, payload: bytes) -> bytes:
+    """One length-delimited protobuf field (wire type 2)."""
+    return varint(field << 3 | 2) + varint(len(payload)) + payload

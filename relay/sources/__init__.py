@@ -1,0 +1,1 @@
+"""Input protocols: each module turns request bytes into `relay.model.Stream`s."""
