@@ -1,0 +1,219 @@
+"""The `loki-relay` command, with Promtail's flags (Go style: -flag=value, --flag=value, -flag value)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from . import __version__, config, logs
+from .config import ClientConfig, Config, ConfigError, JobConfig, ServerConfig
+
+USAGE = """usage: loki-relay [flags]
+
+  -config.file=PATH              Promtail-format YAML config (default: embedded defaults)
+  -config.expand-env             expand ${VAR} and ${VAR:-default} in the config file
+  -client.url=URL                an extra Loki client (default with no config: $LOKI_URL or
+                                 http://localhost:3100/loki/api/v1/push)
+  -client.tenant-id=ID           tenant for the -client.url client
+  -client.external-labels=k=v,.. labels added to every client (a client's own value wins)
+  -server.http-listen-port=N     port of the server (metrics, ready); default 9080
+  -check-syntax                  validate the config and exit (0 = valid, 1 = invalid)
+  -dry-run                       print entries to stdout instead of sending them
+  -print-config-stderr           print the effective config (secrets masked) to stderr
+  -log.level=LEVEL               debug, info, warn or error
+  -log.format=FORMAT             logfmt or json
+  -version                       print the version and exit
+"""
+
+_BOOL = {"config.expand-env", "check-syntax", "dry-run", "print-config-stderr", "version", "help", "h",
+         "log-config-reverse-order", "inspect"}
+_VALUE = {"config.file", "client.url", "client.tenant-id", "client.external-labels", "server.http-listen-port",
+          "log.level", "log.format"}
+
+
+class UsageError(Exception):
+    pass
+
+
+@dataclass
+class Flags:
+    values: dict[str, str] = field(default_factory=dict)
+    switches: set[str] = field(default_factory=set)
+
+    def on(self, name: str) -> bool:
+        return name in self.switches
+
+
+def parse_flags(argv: list[str]) -> Flags:
+    flags = Flags()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            if i < len(argv):
+                raise UsageError(f"unexpected argument {argv[i]!r}")
+            break
+        if not arg.startswith("-") or arg in ("-", "--"):
+            raise UsageError(f"unexpected argument {arg!r}")
+        name, eq, value = arg.lstrip("-").partition("=")
+        if name in _BOOL:
+            if eq and value.lower() not in ("true", "false", "1", "0", "t", "f"):
+                raise UsageError(f"invalid boolean value {value!r} for -{name}")
+            if not eq or value.lower() in ("true", "1", "t"):
+                flags.switches.add(name)
+            else:
+                flags.switches.discard(name)
+        elif name in _VALUE:
+            if not eq:
+                if i >= len(argv):
+                    raise UsageError(f"flag needs an argument: -{name}")
+                value = argv[i]
+                i += 1
+            flags.values[name] = value
+        else:
+            raise UsageError(f"flag provided but not defined: -{name}")
+    return flags
+
+
+def _external_labels(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, eq, value = part.partition("=")
+        if not eq or not config.LABEL_NAME.fullmatch(name.strip()):
+            raise ConfigError(f"-client.external-labels: expected name=value pairs, got {part!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def default_job() -> JobConfig:
+    return JobConfig(name="loki_push", kind="loki_push_api", listen=ServerConfig(http_listen_port=config.DEFAULT_PUSH_PORT))
+
+
+def build_config(flags: Flags) -> Config:
+    path = flags.values.get("config.file")
+    doc: Any = config.load_yaml(path, flags.on("config.expand-env")) if path else {}
+    from .sections import SECTIONS
+
+    cfg = config.parse_config(doc, sections=SECTIONS)
+    if not path:
+        cfg.jobs = [default_job()]
+    if "server.http-listen-port" in flags.values:
+        try:
+            cfg.server.http_listen_port = int(flags.values["server.http-listen-port"])
+        except ValueError:
+            raise ConfigError("-server.http-listen-port: expected a port number") from None
+    for name in ("log.level", "log.format"):
+        if name in flags.values:
+            setattr(cfg.server, name.replace(".", "_"), flags.values[name].lower())
+    if "client.url" in flags.values:
+        cfg.clients.append(config.parse_client({"url": flags.values["client.url"],
+                                                "tenant_id": flags.values.get("client.tenant-id", "")}, "-client.url"))
+    if not cfg.clients:
+        url = os.environ.get("LOKI_URL") or config.DEFAULT_LOKI_URL
+        cfg.clients.append(config.parse_client({"url": url, "tenant_id": flags.values.get("client.tenant-id", "")},
+                                               "LOKI_URL"))
+    if "client.external-labels" in flags.values:
+        extra = _external_labels(flags.values["client.external-labels"])
+        for c in cfg.clients:
+            c.external_labels = {**extra, **c.external_labels}
+    return cfg
+
+
+SECRET = "<secret>"
+
+
+def masked(cfg: Config) -> dict[str, Any]:
+    """The effective config as plain data, with every credential replaced."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if hasattr(v, "pattern"):
+            return v.pattern
+        return v
+
+    doc = plain(cfg)
+    for c, client in zip(doc["clients"], cfg.clients):
+        if client.basic_auth:
+            c["basic_auth"] = {"username": client.basic_auth[0], "password": SECRET}
+        if client.bearer_token:
+            c["bearer_token"] = SECRET
+        if c.get("headers"):
+            c["headers"] = {k: (SECRET if k.lower() in ("authorization", "x-api-key") else v) for k, v in c["headers"].items()}
+    _mask_nested(doc)
+    return doc
+
+
+_SECRET_KEYS = {"password", "bearer_token", "access_key", "secret_access_key", "token", "secret"}
+
+
+def _mask_nested(v: Any) -> None:
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k in _SECRET_KEYS and x:
+                v[k] = SECRET
+            else:
+                _mask_nested(x)
+    elif isinstance(v, list):
+        for x in v:
+            _mask_nested(x)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        flags = parse_flags(sys.argv[1:] if argv is None else argv)
+    except UsageError as e:
+        print(f"{e}\n{USAGE}", file=sys.stderr)
+        return 2
+    if flags.on("help") or flags.on("h"):
+        print(USAGE)
+        return 0
+    if flags.on("version"):
+        print(f"loki-relay, version {__version__} (python {platform.python_version()})")
+        return 0
+    try:
+        cfg = build_config(flags)
+    except ConfigError as e:
+        print(f"invalid config: {e}", file=sys.stderr)
+        return 1
+    if flags.on("print-config-stderr"):
+        sys.stderr.write(yaml.safe_dump(masked(cfg), sort_keys=False))
+    if flags.on("check-syntax"):
+        print(f"Valid config file! ({flags.values.get('config.file', 'embedded defaults')})")
+        return 0
+    logs.setup(cfg.server.log_level, cfg.server.log_format)
+    from .server import Relay, StartupError
+    from .sink import dry_run_transport
+
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop on Linux/macOS
+        runner = asyncio.run
+
+    async def run() -> int:
+        relay = Relay(cfg, dry_run_transport() if flags.on("dry-run") else None)
+        return await relay.run()
+
+    try:
+        return runner(run())
+    except StartupError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

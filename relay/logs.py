@@ -1,0 +1,53 @@
+"""Process logs in logfmt (the default, as Promtail) or JSON."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+import orjson
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+
+
+def _logfmt_value(v: str) -> str:
+    if v and not any(c in v for c in ' ="\\\n\t'):
+        return v
+    return orjson.dumps(v).decode()
+
+
+class LogfmtFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        level = {"WARNING": "warn", "CRITICAL": "error"}.get(record.levelname, record.levelname.lower())
+        parts = [f"ts={ts}", f"level={level}", f"caller={record.name}", f"msg={_logfmt_value(record.getMessage())}"]
+        if record.exc_info:
+            parts.append(f"err={_logfmt_value(self.formatException(record.exc_info))}")
+        return " ".join(parts)
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": {"WARNING": "warn", "CRITICAL": "error"}.get(record.levelname, record.levelname.lower()),
+            "caller": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["err"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc).decode()
+
+
+def setup(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if fmt == "json" else LogfmtFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(_LEVELS.get(level, logging.INFO))
+    # uvicorn's access log would cost a line per push; errors still come through.
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

@@ -1,0 +1,155 @@
+"""Runs the relay: one HTTP listener per job plus the server port, the sinks, and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Callable, Generator
+
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from . import metrics
+from .config import Config, JobConfig, ServerConfig
+from .ingest import Ingest
+from .pipeline import Processor
+from .relabel import Rule
+from .sink import Fanout, LokiClient
+from .sink.client import Transport
+from .sources import push
+
+log = logging.getLogger("relay.server")
+
+# Job kind -> the routes its listener serves, and the relabel rules it gets when it has none.
+SOURCES: dict[str, Callable[[Ingest], list[BaseRoute]]] = {
+    "loki_push_api": push.routes,
+}
+DEFAULT_RULES: dict[str, list[Rule]] = {}
+
+
+class StartupError(Exception):
+    pass
+
+
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the relay (several run in one loop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def bind(listen: ServerConfig, what: str) -> socket.socket:
+    host = listen.http_listen_address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, listen.http_listen_port))
+    except OSError as e:
+        sock.close()
+        raise StartupError(f"{what}: cannot listen on {host}:{listen.http_listen_port}: {e.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+class Relay:
+    def __init__(self, cfg: Config, transport: Transport | None = None) -> None:
+        self.cfg = cfg
+        self.clients = [LokiClient(c, transport) for c in cfg.clients]
+        self.sink = Fanout(self.clients)
+        self.ingests: list[Ingest] = []
+        for job in cfg.jobs:
+            processor = Processor(job, cfg.limits, DEFAULT_RULES.get(job.kind, []))
+            self.ingests.append(Ingest(job, processor, self.sink))
+        self._servers: list[_Server] = []
+        self._ready = False
+        self._stopping = asyncio.Event()
+
+    def server_app(self) -> FastAPI:
+        async def ready(_: Request) -> Response:
+            if self._ready and not self._stopping.is_set():
+                return PlainTextResponse("ready\n")
+            return PlainTextResponse("not ready\n", 503)
+
+        async def prom(_: Request) -> Response:
+            return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+        routes = [Route("/ready", ready, methods=["GET"]), Route("/metrics", prom, methods=["GET"])]
+        return FastAPI(routes=routes, docs_url=None, redoc_url=None, openapi_url=None)
+
+    def _uvicorn(self, app: FastAPI, listen: ServerConfig) -> _Server:
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            http="httptools",
+            server_header=False,
+            timeout_graceful_shutdown=self.cfg.server.graceful_shutdown_timeout,
+            ssl_certfile=listen.tls_cert_file or None,
+            ssl_keyfile=listen.tls_key_file or None,
+            ssl_ca_certs=listen.tls_client_ca_file or None,
+            ssl_cert_reqs=2 if listen.tls_client_ca_file else 0,  # ssl.CERT_REQUIRED with a client CA
+        )
+        return _Server(config)
+
+    def listeners(self) -> list[tuple[str, FastAPI, ServerConfig]]:
+        from .sources.listener import make_app
+
+        out = [("server", self.server_app(), self.cfg.server)]
+        for ingest in self.ingests:
+            job: JobConfig = ingest.job
+            out.append((f"job {job.name!r}", make_app(SOURCES[job.kind](ingest)), job.listen))
+        return out
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        plan = self.listeners()
+        sockets = []
+        try:
+            for what, _, listen in plan:
+                sockets.append(bind(listen, what))
+        except StartupError:
+            for s in sockets:
+                s.close()
+            raise
+        tasks = []
+        for (what, app, listen), sock in zip(plan, sockets):
+            server = self._uvicorn(app, listen)
+            self._servers.append(server)
+            tasks.append(loop.create_task(server.serve(sockets=[sock]), name=what))
+            host, port = sock.getsockname()[:2]
+            log.info("listening: %s on %s:%d", what, host, port)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stopping.set)
+        while not all(s.started for s in self._servers):
+            if any(t.done() for t in tasks):
+                break
+            await asyncio.sleep(0.01)
+        self._ready = True
+        log.info("loki-relay ready: %d job(s), %d client(s)", len(self.ingests), len(self.clients))
+        failed = [t for t in tasks if t.done()]
+        if not failed:
+            await self._stopping.wait()
+        log.info("shutting down: no longer accepting, flushing buffered entries")
+        # Stop the data listeners first (in-flight requests finish), then drain, then the server port.
+        for s in self._servers[1:]:
+            s.should_exit = True
+        await asyncio.gather(*tasks[1:], return_exceptions=True)
+        await self.sink.close(self.cfg.server.graceful_shutdown_timeout)
+        self._servers[0].should_exit = True
+        await asyncio.gather(tasks[0], return_exceptions=True)
+        log.info("stopped")
+        return 1 if failed else 0
+
+    def stop(self) -> None:
+        self._stopping.set()

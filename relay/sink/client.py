@@ -1,0 +1,264 @@
+"""One upstream Loki: per-tenant batching, a background sender per tenant, retries.
+
+Each tenant has its own queue and sender task, so a tenant that Loki rate-limits
+or rejects never holds up another tenant, another client, or the push handlers
+(which only append to queues).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+
+from .. import __version__, metrics
+from ..config import ClientConfig
+from ..model import Chunk
+from ..proto import PushRequest
+from .batch import LabelEncoder, Pending, compress, encode_push
+
+log = logging.getLogger("relay.client")
+
+USER_AGENT = f"loki-relay/{__version__}"
+
+# Promtail's drop reasons for batches Loki would not take.
+RATE_LIMITED = "rate_limited"
+INGESTER_ERROR = "ingester_error"
+SHUTDOWN = "shutdown"
+
+
+class SendResult:
+    __slots__ = ("status", "retry_after", "error")
+
+    def __init__(self, status: int, retry_after: float | None = None, error: str = "") -> None:
+        self.status = status  # HTTP status, or 0 for a connection error or timeout
+        self.retry_after = retry_after
+        self.error = error
+
+
+Transport = Callable[[str, bytes], Awaitable[SendResult]]
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def ssl_context(cfg: ClientConfig) -> ssl.SSLContext | bool:
+    t = cfg.tls
+    if not (t.ca_file or t.cert_file or t.insecure_skip_verify):
+        return True
+    ctx = ssl.create_default_context(cafile=t.ca_file or None)
+    if t.cert_file:
+        ctx.load_cert_chain(t.cert_file, t.key_file)
+    if t.insecure_skip_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def client_name(cfg: ClientConfig) -> str:
+    return cfg.name or urlsplit(cfg.url).netloc
+
+
+class LokiClient:
+    def __init__(self, cfg: ClientConfig, transport: Transport | None = None) -> None:
+        self.cfg = cfg
+        self.name = client_name(cfg)
+        self.labels = LabelEncoder(cfg.external_labels)
+        self._transport = transport or self._http_transport()
+        self._queues: dict[str, Pending] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
+        self._deadline = float("inf")  # monotonic time after which a closing client gives up retrying
+        self.buffered_entries = 0  # waiting + in flight
+        self.buffered_bytes = 0
+        self._m_buf_entries = metrics.buffered_entries.labels(self.name)
+        self._m_buf_bytes = metrics.buffered_bytes.labels(self.name)
+        self._m_sent_entries = metrics.sent_entries.labels(self.name)
+        self._m_sent_bytes = metrics.sent_bytes.labels(self.name)
+        self._m_batches = metrics.sent_batches.labels(self.name)
+        self._m_req_bytes = metrics.request_bytes.labels(self.name)
+        self._m_retries = metrics.batch_retries.labels(self.name)
+
+    # -- the HTTP side ------------------------------------------------------------------
+
+    def _http_transport(self) -> Transport:
+        cfg = self.cfg
+        headers = {"Content-Type": "application/x-protobuf", "User-Agent": USER_AGENT, **cfg.headers}
+        auth = httpx.BasicAuth(*cfg.basic_auth) if cfg.basic_auth else None
+        if cfg.bearer_token:
+            headers["Authorization"] = f"Bearer {cfg.bearer_token}"
+        http = httpx.AsyncClient(
+            timeout=cfg.timeout or None,
+            verify=ssl_context(cfg),
+            auth=auth,
+            headers=headers,
+            proxy=cfg.proxy_url or None,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        )
+        self._http = http
+
+        async def send(tenant: str, body: bytes) -> SendResult:
+            extra = {"X-Scope-OrgID": tenant} if tenant else None
+            try:
+                r = await http.post(cfg.url, content=body, headers=extra)
+            except httpx.HTTPError as e:
+                return SendResult(0, error=f"{type(e).__name__}: {e}")
+            text = "" if r.status_code < 300 else r.text[:512]
+            return SendResult(r.status_code, _retry_after(r.headers.get("Retry-After")), text)
+
+        return send
+
+    # -- the queue side -----------------------------------------------------------------
+
+    def add(self, tenant: str, chunks: list[Chunk]) -> None:
+        """Queue chunks for a tenant ("" = the client's tenant_id). Never blocks."""
+        tenant = tenant or self.cfg.tenant_id
+        q = self._queues.get(tenant)
+        if q is None:
+            q = self._queues[tenant] = Pending()
+            self._wake[tenant] = asyncio.Event()
+            self._tasks[tenant] = asyncio.get_running_loop().create_task(self._run(tenant), name=f"send {self.name} {tenant}")
+        now = time.monotonic()
+        entries = size = 0
+        for c in chunks:
+            q.add(c, now)
+            entries += c.count
+            size += c.size
+        self.buffered_entries += entries
+        self.buffered_bytes += size
+        self._m_buf_entries.inc(entries)
+        self._m_buf_bytes.inc(size)
+        if q.bytes >= self.cfg.batchsize:
+            self._wake[tenant].set()
+
+    def tenant_bytes(self, tenant: str) -> int:
+        q = self._queues.get(tenant or self.cfg.tenant_id)
+        return q.bytes if q else 0
+
+    async def _run(self, tenant: str) -> None:
+        q, wake, cfg = self._queues[tenant], self._wake[tenant], self.cfg
+        while True:
+            if not q.chunks:
+                if self._closing:
+                    return
+                wake.clear()
+                await wake.wait()
+                continue
+            # Wait for the batch to fill or to age, unless closing.
+            while not self._closing and q.bytes < cfg.batchsize:
+                left = q.first_at + cfg.batchwait - time.monotonic()
+                if left <= 0:
+                    break
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), left)
+                except TimeoutError:
+                    break
+            batch = q.take(cfg.batchsize)
+            try:
+                await self._send(tenant, batch)
+            finally:
+                entries = sum(c.count for c in batch)
+                size = sum(c.size for c in batch)
+                self.buffered_entries -= entries
+                self.buffered_bytes -= size
+                self._m_buf_entries.dec(entries)
+                self._m_buf_bytes.dec(size)
+
+    async def _send(self, tenant: str, batch: list[Chunk]) -> None:
+        cfg = self.cfg
+        entries = sum(c.count for c in batch)
+        size = sum(c.size for c in batch)
+        body = compress(encode_push(batch, self.labels))
+        attempt = 0
+        while True:
+            res = await self._transport(tenant, body)
+            if 200 <= res.status < 300:
+                self._m_sent_entries.inc(entries)
+                self._m_sent_bytes.inc(size)
+                self._m_batches.inc()
+                self._m_req_bytes.inc(len(body))
+                return
+            status = str(res.status) if res.status else "error"
+            metrics.send_errors.labels(self.name, status).inc()
+            retriable = res.status == 0 or res.status == 429 or res.status >= 500
+            if res.status == 429 and cfg.drop_rate_limited_batches:
+                retriable = False
+            if not retriable or attempt >= cfg.backoff.max_retries or time.monotonic() >= self._deadline:
+                reason = RATE_LIMITED if res.status == 429 else INGESTER_ERROR
+                if retriable and time.monotonic() >= self._deadline:
+                    reason = SHUTDOWN
+                log.error(
+                    "dropping batch: client=%s tenant=%r entries=%d status=%s attempts=%d reason=%s error=%r",
+                    self.name, tenant, entries, status, attempt + 1, reason, res.error,
+                )
+                metrics.count_drop(reason, entries, size, client=self.name)
+                return
+            delay = min(cfg.backoff.max_period, cfg.backoff.min_period * (2**attempt))
+            delay = random.uniform(delay / 2, delay)  # jitter: senders that failed together retry apart
+            if res.retry_after is not None:
+                delay = min(max(delay, res.retry_after), cfg.backoff.max_period)
+            delay = min(delay, max(0.0, self._deadline - time.monotonic()))
+            attempt += 1
+            self._m_retries.inc()
+            log.warning(
+                "push failed, retrying: client=%s tenant=%r status=%s attempt=%d delay=%.2fs error=%r",
+                self.name, tenant, status, attempt, delay, res.error,
+            )
+            await asyncio.sleep(delay)
+
+    async def close(self, timeout: float) -> None:
+        """Send everything queued, retrying until `timeout` seconds have passed, then stop."""
+        self._closing = True
+        self._deadline = time.monotonic() + timeout
+        for ev in self._wake.values():
+            ev.set()
+        tasks = list(self._tasks.values())
+        if tasks:
+            done, pending = await asyncio.wait(tasks, timeout=timeout + 1)
+            for t in pending:
+                t.cancel()
+            for q in self._queues.values():
+                if q.entries:
+                    metrics.count_drop(SHUTDOWN, q.entries, q.bytes, client=self.name)
+                    log.error("shutdown: dropped %d entries still queued for client %s", q.entries, self.name)
+        http = getattr(self, "_http", None)
+        if http is not None:
+            await http.aclose()
+
+
+def dry_run_transport(out=sys.stdout) -> Transport:  # noqa: ANN001
+    """-dry-run: print each entry as Promtail does (time, labels, line) instead of sending."""
+    import snappy
+
+    async def send(tenant: str, body: bytes) -> SendResult:
+        req = PushRequest()
+        req.ParseFromString(snappy.uncompress(body))
+        lines = []
+        for s in req.streams:
+            for e in s.entries:
+                ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(e.timestamp.seconds))
+                lines.append(f"{ts}.{e.timestamp.nanos:09d}Z\t{s.labels}\t{e.line}")
+        out.write("\n".join(lines) + "\n")
+        out.flush()
+        return SendResult(204)
+
+    return send

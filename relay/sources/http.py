@@ -1,0 +1,79 @@
+"""HTTP helpers every listener shares: bounded body reading and Content-Encoding."""
+
+from __future__ import annotations
+
+import zlib
+
+import snappy
+from starlette.requests import Request
+
+
+class BodyTooLarge(Exception):
+    """Over the size limit, before or after decompression (answer 413)."""
+
+
+class BadRequest(ValueError):
+    """Malformed input (answer 400 with this message)."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            if int(length) > limit:
+                raise BodyTooLarge(f"request body of {length} bytes exceeds the limit of {limit} bytes")
+        except ValueError:
+            raise BadRequest(f"invalid Content-Length {length!r}") from None
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+        parts.append(part)
+    return b"".join(parts)
+
+
+def inflate(data: bytes, wbits: int, limit: int, what: str) -> bytes:
+    d = zlib.decompressobj(wbits=wbits)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as e:
+        raise BadRequest(f"invalid {what} data: {e}") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise BodyTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+    if not d.eof:
+        raise BadRequest(f"truncated {what} data")
+    return out
+
+
+def decode_content(body: bytes, encoding: str, limit: int) -> bytes:
+    """Undo Content-Encoding as Loki does: none, gzip, deflate; `snappy` passes through."""
+    enc = encoding.strip().lower()
+    if enc in ("", "identity", "snappy"):  # snappy bodies are unwrapped by the protobuf decoder
+        return body
+    if enc == "gzip":
+        return inflate(body, 31, limit, "gzip")
+    if enc == "deflate":
+        # RFC 9110 deflate is zlib-wrapped; Go's (and so Loki's) reader takes raw deflate. Accept both.
+        zlib_header = len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] << 8 | body[1]) % 31 == 0
+        return inflate(body, 15 if zlib_header else -15, limit, "deflate")
+    raise BadRequest(f"Content-Encoding {encoding!r} not supported")
+
+
+def snappy_block(data: bytes, limit: int) -> bytes:
+    """Snappy block format, refusing (413) a declared size over `limit` before decoding."""
+    size = shift = 0
+    for i, b in enumerate(data[:10]):
+        size |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            break
+    else:
+        raise BadRequest("invalid snappy data: bad length preamble")
+    if size > limit:
+        raise BodyTooLarge(f"decompressed body of {size} bytes exceeds the limit of {limit} bytes")
+    try:
+        return snappy.uncompress(data)
+    except Exception as e:  # python-snappy raises several types for corrupt input
+        raise BadRequest(f"invalid snappy data: {e}") from None

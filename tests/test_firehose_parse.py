@@ -1,0 +1,446 @@
+"""relay.sources.firehose: Firehose HTTP-endpoint bodies -> streams, on Alloy's real test bodies."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relay.sources.firehose import (
+    FirehoseBatch,
+    FirehoseError,
+    FirehoseTooLarge,
+    check_access_key,
+    parse_request,
+    response_body,
+    sanitize_label_name,
+)
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "firehose"
+
+RECEIVE_NS = 1_700_000_000_123_456_789
+MAX = 1 << 20
+CW_REQUEST_ID = "86208cf6-2bcc-47e6-9010-02ca9f44a025"
+SOURCE_ARN = "arn:aws:firehose:us-east-2:123:deliverystream/aws_firehose_test_stream"
+HEADER_ID = "header-request-id"
+
+CONTROL_LINE = "CWL CONTROL MESSAGE: Checking health of destination Firehose."
+CW_LABELS = {
+    "__aws_owner": "366620023056",
+    "__aws_cw_log_group": "/aws/lambda/logging-lambda",
+    "__aws_cw_log_stream": "2023/05/18/[$LATEST]405d340d30f844c4ad376392489343f5",
+    "__aws_cw_matched_filters": "test_lambdafunction_logfilter",
+    "__aws_cw_msg_type": "DATA_MESSAGE",
+}
+CW_TIMESTAMPS = [
+    1684424003641, 1684424003820, 1684424003822, 1684424003859, 1684424003859, 1684424005707, 1684424005708,
+    1684424005718, 1684424005718, 1684424007492, 1684424007493, 1684424007494, 1684424007494,
+]  # fmt: skip
+CW_FIRST_LINE = (
+    "INIT_START Runtime Version: nodejs:18.v6\tRuntime Version ARN: "
+    "arn:aws:lambda:us-east-2::runtime:813a1c9d8f27c16e2f3288da6255eac7867411c306ae9cf76498bb320eddded2\n"
+)
+CW_LAST_LINE = (
+    "REPORT RequestId: 921a2a6d-5bd1-4797-8400-4688494b664b\tDuration: 1.74 ms\tBilled Duration: 2 ms\t"
+    "Memory Size: 128 MB\tMax Memory Used: 66 MB\t\n"
+)
+DIRECT_PUT_LINES = [
+    '{"CHANGE":-0.23,"PRICE":4.8,"TICKER_SYMBOL":"NGC","SECTOR":"HEALTHCARE"}',
+    '{"CHANGE":6.76,"PRICE":82.56,"TICKER_SYMBOL":"SLW","SECTOR":"ENERGY"}',
+    '{"CHANGE":-5.92,"PRICE":199.08,"TICKER_SYMBOL":"HJV","SECTOR":"ENERGY"}',
+]
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def parse(body: bytes, headers: dict[str, str] | None = None, *, gz: bool = False, **kw: Any) -> FirehoseBatch:
+    hdrs = {"X-Amz-Firehose-Source-Arn": SOURCE_ARN, **(headers or {})}
+    if gz:
+        body = gzip.compress(body)
+        hdrs["Content-Encoding"] = "gzip"
+    kw.setdefault("use_incoming_timestamp", False)
+    kw.setdefault("max_size", MAX)
+    return parse_request(body, hdrs, receive_ns=RECEIVE_NS, **kw)
+
+
+def entries(stream: Any) -> list[tuple[int, str]]:
+    return [(e.timestamp.seconds * 1_000_000_000 + e.timestamp.nanos, e.line) for e in stream.entries.entries]
+
+
+def body_of(*payloads: bytes, **extra: Any) -> bytes:
+    records = [{"data": base64.b64encode(p).decode()} for p in payloads]
+    return orjson.dumps({"requestId": "body-id", "timestamp": 1, **extra, "records": records})
+
+
+def cw_payload(msg_type: str = "DATA_MESSAGE", group: str = "g", stream: str = "s", events: int = 2) -> bytes:
+    doc = {
+        "messageType": msg_type,
+        "owner": "111122223333",
+        "logGroup": group,
+        "logStream": stream,
+        "subscriptionFilters": ["f1", "f2"],
+        "logEvents": [{"id": str(i), "timestamp": 1000 + i, "message": f"{group} {i}"} for i in range(events)],
+    }
+    return gzip.compress(json.dumps(doc).encode())
+
+
+# --- the fixtures, plain and gzipped ------------------------------------------------------------
+
+gz_param = pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
+
+
+@gz_param
+def test_direct_put(gz: bool) -> None:
+    b = parse(fixture("direct_put.json"), gz=gz)
+    assert b.request_id == "a1af4300-6c09-4916-ba8f-12f336176246"  # no header: the body's
+    assert b.source_arn == SOURCE_ARN
+    assert b.tenant is None
+    assert (b.records, b.entries, b.control_messages, b.skipped) == (3, 3, 0, {})
+    [s] = b.streams
+    assert s.labels == {
+        "__aws_firehose_request_id": "a1af4300-6c09-4916-ba8f-12f336176246",
+        "__aws_firehose_source_arn": SOURCE_ARN,
+    }
+    assert entries(s) == [(RECEIVE_NS, line) for line in DIRECT_PUT_LINES]
+
+
+@gz_param
+def test_direct_put_incoming_timestamp_is_the_request_timestamp(gz: bool) -> None:
+    b = parse(fixture("direct_put.json"), gz=gz, use_incoming_timestamp=True)
+    assert [ts for ts, _ in entries(b.streams[0])] == [1684422829730 * 1_000_000] * 3
+
+
+@gz_param
+def test_direct_put_non_json(gz: bool) -> None:
+    b = parse(fixture("direct_put_with_non_json_message.json"), {"X-Amz-Firehose-Request-Id": HEADER_ID}, gz=gz)
+    assert b.request_id == HEADER_ID
+    [s] = b.streams
+    assert s.labels["__aws_firehose_request_id"] == HEADER_ID
+    assert entries(s) == [(RECEIVE_NS, "hola esto es una prueba")]
+
+
+@gz_param
+def test_cloudwatch_mixed(gz: bool) -> None:
+    b = parse(fixture("cw_logs_mixed.json"), gz=gz)
+    assert b.request_id == CW_REQUEST_ID
+    assert (b.records, b.entries, b.control_messages, b.skipped) == (2, 13, 1, {})
+    [s] = b.streams
+    common = {"__aws_firehose_request_id": CW_REQUEST_ID, "__aws_firehose_source_arn": SOURCE_ARN}
+    assert s.labels == {**common, **CW_LABELS}
+    for name, value in CW_LABELS.items():  # field by field, for a readable failure
+        assert s.labels[name] == value
+    got = entries(s)
+    assert [ts for ts, _ in got] == [RECEIVE_NS] * 13
+    assert got[0][1] == CW_FIRST_LINE and got[-1][1] == CW_LAST_LINE
+    assert CONTROL_LINE not in {line for _, line in got}
+
+
+@gz_param
+def test_cloudwatch_incoming_timestamps_are_the_events(gz: bool) -> None:
+    b = parse(fixture("cw_logs_with_only_data_messages.json"), gz=gz, use_incoming_timestamp=True)
+    assert [ts for ts, _ in entries(b.streams[0])] == [ms * 1_000_000 for ms in CW_TIMESTAMPS]
+
+
+@gz_param
+def test_cloudwatch_only_data(gz: bool) -> None:
+    b = parse(fixture("cw_logs_with_only_data_messages.json"), gz=gz)
+    assert (b.records, b.entries, b.control_messages, b.skipped) == (1, 13, 0, {})
+    [s] = b.streams
+    assert {k: s.labels[k] for k in CW_LABELS} == CW_LABELS
+
+
+@gz_param
+def test_cloudwatch_only_control_messages_are_counted_not_ingested(gz: bool) -> None:
+    b = parse(fixture("cw_logs_with_only_control_messages.json"), gz=gz)
+    assert (b.records, b.entries, b.control_messages, b.skipped, b.streams) == (1, 0, 1, {}, [])
+
+
+@gz_param
+def test_control_and_bad_record(gz: bool) -> None:
+    b = parse(fixture("cw_logs_control_and_bad_records.json"), gz=gz)
+    assert (b.records, b.entries, b.control_messages, b.streams) == (2, 0, 1, [])
+    assert b.skipped == {"base64-decode": 1}
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+def test_undecodable_records_are_skipped_per_reason_and_the_rest_kept() -> None:
+    bomb = gzip.compress(b"\0" * (MAX + 1))
+    body = orjson.dumps(
+        {
+            "records": [
+                {"data": "not base64!"},
+                {"data": "YQ"},  # missing padding
+                {"data": "é"},  # not even ASCII
+                {"data": base64.b64encode(b"\x1f\x8b\x08garbage").decode()},
+                {"data": base64.b64encode(gzip.compress(b"just text")).decode()},
+                {"data": base64.b64encode(gzip.compress(b'{"other": "json"}')).decode()},
+                {"data": base64.b64encode(bomb).decode()},
+                {"data": ""},
+                {"data": base64.b64encode(b"kept").decode()},
+                {"data": base64.b64encode(cw_payload()).decode()},
+            ]
+        }
+    )
+    b = parse(body)
+    assert b.skipped == {"base64-decode": 3, "gzip-deflate": 1, "cw-json-decode": 2, "too-large": 1, "empty": 1}
+    assert b.records == 10 and b.entries == 3
+    assert [line for s in b.streams for _, line in entries(s)] == ["kept", "g 0", "g 1"]
+
+
+def test_streams_group_identical_label_sets() -> None:
+    a, b_, control = cw_payload(group="a"), cw_payload(group="b"), cw_payload("CONTROL_MESSAGE")
+    body = body_of(b"one", a, b"two", b_, a, control)
+    b = parse(body)
+    assert b.control_messages == 1 and b.entries == 8
+    by_group = {s.labels.get("__aws_cw_log_group"): [line for _, line in entries(s)] for s in b.streams}
+    assert by_group == {None: ["one", "two"], "a": ["a 0", "a 1", "a 0", "a 1"], "b": ["b 0", "b 1"]}
+    a = next(s for s in b.streams if s.labels.get("__aws_cw_log_group") == "a")
+    assert a.labels["__aws_cw_matched_filters"] == "f1,f2"
+    assert a.labels["__aws_owner"] == "111122223333"
+    assert a.labels["__aws_cw_log_stream"] == "s"
+
+
+def test_empty_envelope_fields_make_no_label() -> None:
+    b = parse(body_of(cw_payload(group="", stream="")))
+    [s] = b.streams
+    assert "__aws_cw_log_group" not in s.labels and "__aws_cw_log_stream" not in s.labels
+    assert s.labels["__aws_cw_msg_type"] == "DATA_MESSAGE"
+
+
+def test_split_lines() -> None:
+    body = body_of(b"a\r\nb\n\nc\n", b"single", b"\n\n")
+    assert [line for _, line in entries(parse(body, split_lines=True).streams[0])] == ["a", "b", "c", "single"]
+    assert parse(body, split_lines=True).skipped == {"empty": 1}
+    assert [line for _, line in entries(parse(body).streams[0])] == ["a\r\nb\n\nc\n", "single", "\n\n"]
+
+
+def test_invalid_utf8_is_replaced() -> None:
+    b = parse(body_of(b"ok \xff\xfe end"))
+    assert entries(b.streams[0]) == [(RECEIVE_NS, "ok \ufffd\ufffd end")]
+
+
+def test_incoming_timestamp_falls_back_to_receive_time() -> None:
+    for ts in (None, "1684422829730", 1.5, True):
+        body = orjson.dumps({"timestamp": ts, "records": [{"data": "YQ=="}]})
+        assert entries(parse(body, use_incoming_timestamp=True).streams[0]) == [(RECEIVE_NS, "a")]
+
+
+# --- headers ------------------------------------------------------------------------------------
+
+
+def test_request_id_header_beats_body_and_defaults_to_empty() -> None:
+    body = fixture("direct_put.json")
+    assert parse(body, {"x-amz-firehose-request-id": HEADER_ID}).request_id == HEADER_ID  # any case
+    assert parse(body).request_id == "a1af4300-6c09-4916-ba8f-12f336176246"
+    b = parse(b'{"records": [{"data": "YQ=="}]}', {"X-Amz-Firehose-Source-Arn": ""})
+    assert b.request_id == "" and b.source_arn == ""
+    assert b.streams[0].labels == {}  # empty values make no label
+
+
+def test_common_attributes_labels_and_tenant() -> None:
+    attrs = {
+        "commonAttributes": {
+            "lbl_env": "prod",
+            "lbl_l@bel1": "v1",  # Alloy's test cases
+            "lbl_L@bEl1%": "v2",
+            "lbl_0mylable": "dropped",
+            "lbl_": "dropped",
+            "lbl_team.name-x": "v3",
+            "lbl_camelCase2Go": "v4",
+            "tenant_id": "acme",
+            "other": "ignored",
+        }
+    }
+    b = parse(fixture("cw_logs_mixed.json"), {"X-Amz-Firehose-Common-Attributes": json.dumps(attrs)})
+    assert b.tenant == "acme"
+    assert b.invalid_attributes == 2
+    [s] = b.streams
+    assert {k: v for k, v in s.labels.items() if not k.startswith("__")} == {
+        "env": "prod",
+        "l_bel1": "v1",
+        "l_b_el1_percent": "v2",
+        "team_name_x": "v3",
+        "camelCase2Go": "v4",  # valid already: left alone
+    }
+    assert s.labels["__aws_cw_log_group"] == CW_LABELS["__aws_cw_log_group"]
+    assert "tenant_id" not in s.labels and "__tenant_id__" not in s.labels
+
+
+def test_sanitize_label_name_matches_alloy() -> None:
+    assert sanitize_label_name("l@bel1") == "l_bel1"
+    assert sanitize_label_name("L@bEl1%") == "l_b_el1_percent"
+    assert sanitize_label_name("my.Label Name") == "my_label_name"
+    assert sanitize_label_name("a1B") == "a1_b"
+    assert sanitize_label_name("0mylable") == "0mylable"  # still invalid: the caller drops it
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "!@#$%^&*()_",
+        "[]",
+        '{"commonAttributes": ["x"]}',
+        '{"commonAttributes": {"lbl_a": 1}}',
+        '{"commonAttributes": "x"}',
+    ],
+)
+def test_bad_common_attributes_are_ignored_whole(header: str) -> None:
+    b = parse(body_of(b"x"), {"X-Amz-Firehose-Common-Attributes": header})
+    assert b.invalid_attributes == 1 and b.tenant is None
+    assert set(b.streams[0].labels) == {"__aws_firehose_request_id", "__aws_firehose_source_arn"}
+
+
+def test_tenant_header_is_the_fallback() -> None:
+    assert parse(body_of(b"x"), {"X-Scope-OrgID": "t1"}).tenant == "t1"
+    attrs = json.dumps({"commonAttributes": {"tenant_id": "t2"}})
+    assert parse(body_of(b"x"), {"X-Scope-OrgID": "t1", "X-Amz-Firehose-Common-Attributes": attrs}).tenant == "t2"
+    assert parse(body_of(b"x"), {"X-Amz-Firehose-Common-Attributes": '{"commonAttributes": null}'}).tenant is None
+
+
+# --- request errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'"records"',
+        b"{}",
+        b'{"records": null}',
+        b'{"records": {"data": "YQ=="}}',
+        b'{"records": [1]}',
+        b'{"records": [{}]}',
+        b'{"records": [{"data": 1}]}',
+        b'{"records": [{"data": "YQ=="}, {"data": null}]}',
+        b'{"records": [{"data": "\xff"}]}',  # not UTF-8
+    ],
+)
+def test_malformed_bodies_are_request_errors(body: bytes) -> None:
+    with pytest.raises(FirehoseError) as e:
+        parse(body, {"X-Amz-Firehose-Request-Id": HEADER_ID})
+    assert e.value.request_id == HEADER_ID
+
+
+def test_request_error_carries_the_body_request_id() -> None:
+    with pytest.raises(FirehoseError) as e:
+        parse(b'{"requestId": "rid", "records": 3}')
+    assert e.value.request_id == "rid"
+
+
+def test_bad_content_encoding() -> None:
+    with pytest.raises(FirehoseError):
+        parse(fixture("direct_put.json"), {"Content-Encoding": "gzip"})  # says gzip, is not
+    with pytest.raises(FirehoseError):
+        parse(gzip.compress(fixture("direct_put.json"))[:-10], {"Content-Encoding": "gzip"})  # truncated
+    with pytest.raises(FirehoseError):
+        parse(fixture("direct_put.json"), {"Content-Encoding": "br"})
+    assert parse(fixture("direct_put.json"), {"Content-Encoding": "identity"}).entries == 3
+    assert parse(gzip.compress(fixture("direct_put.json")), {"content-encoding": " GZIP "}).entries == 3
+
+
+def test_gzip_bomb_body_overflows() -> None:
+    bomb = gzip.compress(b" " * (MAX + 1))
+    assert len(bomb) < MAX // 100
+    with pytest.raises(FirehoseTooLarge) as e:
+        parse(bomb, {"Content-Encoding": "gzip", "X-Amz-Firehose-Request-Id": HEADER_ID})
+    assert isinstance(e.value, OverflowError) and e.value.request_id == HEADER_ID
+
+
+def test_body_at_the_limit() -> None:
+    body = fixture("direct_put.json")
+    assert parse(body, max_size=len(body)).entries == 3
+    assert parse(gzip.compress(body), {"Content-Encoding": "gzip"}, max_size=len(body)).entries == 3
+    with pytest.raises(FirehoseTooLarge):
+        parse(body, max_size=len(body) - 1)
+    with pytest.raises(FirehoseTooLarge):
+        parse(gzip.compress(body), {"Content-Encoding": "gzip"}, max_size=len(body) - 1)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def test_check_access_key() -> None:
+    assert check_access_key(None, None) and check_access_key("", "anything")
+    assert check_access_key("k3y", "k3y")
+    assert not check_access_key("k3y", "bad") and not check_access_key("k3y", None) and not check_access_key("k3y", "")
+    assert check_access_key("clé", "clé") and not check_access_key("clé", "cle")  # non-ASCII does not raise
+
+
+def test_response_body() -> None:
+    import time
+
+    before = time.time_ns() // 1_000_000
+    ok = orjson.loads(response_body("rid"))
+    bad = orjson.loads(response_body("", 'bad "body"\n'))
+    after = time.time_ns() // 1_000_000
+    assert set(ok) == {"requestId", "timestamp"} and ok["requestId"] == "rid"
+    assert before <= ok["timestamp"] <= after  # milliseconds, as AWS specifies
+    assert bad["requestId"] == "" and bad["errorMessage"] == 'bad "body"\n' and before <= bad["timestamp"] <= after
+
+
+# --- fuzz ---------------------------------------------------------------------------------------
+
+
+def _parse_or_reject(body: bytes, headers: dict[str, str], **kw: Any) -> FirehoseBatch | None:
+    try:
+        return parse_request(body, headers, receive_ns=RECEIVE_NS, max_size=4096, **kw)
+    except (FirehoseError, FirehoseTooLarge):
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=st.binary(max_size=2048), gz=st.booleans(), incoming=st.booleans(), split=st.booleans())
+def test_fuzz_arbitrary_bytes(body: bytes, gz: bool, incoming: bool, split: bool) -> None:
+    for data, headers in ((body, {}), (gzip.compress(body) if gz else body, {"Content-Encoding": "gzip"})):
+        _parse_or_reject(data, headers, use_incoming_timestamp=incoming, split_lines=split)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payloads=st.lists(
+        st.one_of(
+            st.binary(max_size=200),
+            st.binary(max_size=200).map(gzip.compress),
+            st.builds(lambda b: b"\x1f\x8b" + b, st.binary(max_size=50)),
+            st.builds(
+                cw_payload,
+                st.sampled_from(["DATA_MESSAGE", "CONTROL_MESSAGE", ""]),
+                st.text(max_size=5),
+                st.text(max_size=5),
+            ),
+        ),
+        max_size=8,
+    ),
+    junk=st.lists(st.text(max_size=12), max_size=3),
+    attrs=st.text(max_size=60),
+    incoming=st.booleans(),
+    split=st.booleans(),
+)
+def test_fuzz_well_formed_bodies_never_fail(
+    payloads: list[bytes], junk: list[str], attrs: str, incoming: bool, split: bool
+) -> None:
+    records = [{"data": base64.b64encode(p).decode()} for p in payloads] + [{"data": j} for j in junk]
+    body = orjson.dumps({"requestId": "r", "timestamp": 5, "records": records})
+    headers = {"X-Amz-Firehose-Common-Attributes": attrs}
+    b = parse_request(
+        body, headers, receive_ns=RECEIVE_NS, use_incoming_timestamp=incoming, split_lines=split, max_size=1 << 16
+    )
+    assert b.records == len(records)
+    assert sum(len(s.entries.entries) for s in b.streams) == b.entries
+    for s in b.streams:
+        s.entries.SerializeToString()  # every line is valid UTF-8 for protobuf
+    ingested = len(records) - b.control_messages - sum(b.skipped.values())
+    assert ingested >= 0 and (ingested > 0) == (b.entries > 0) == bool(b.streams)
