@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import platform
 import sys
@@ -100,6 +101,7 @@ def default_job() -> JobConfig:
 def build_config(flags: Flags) -> Config:
     path = flags.values.get("config.file")
     doc: Any = config.load_yaml(path, flags.on("config.expand-env")) if path else {}
+    from . import sources  # noqa: F401  registers the job kinds
     from .sections import SECTIONS
 
     cfg = config.parse_config(doc, sections=SECTIONS)
@@ -203,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvicorn[standard] brings uvloop on Linux/macOS
         runner = asyncio.run
+
+    # Start-up objects (modules, config) never die: freeze them out of every collection, and
+    # collect less often, since the hot path allocates many short-lived, acyclic objects.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
     async def run() -> int:
         relay = Relay(cfg, dry_run_transport() if flags.on("dry-run") else None)

@@ -345,17 +345,9 @@ def parse_client(value: Any, path: str) -> ClientConfig:
     return c
 
 
-# Each job type reads its own block; other modules register theirs (aws_lambda, aws_firehose).
+# Each job kind reads its own block; relay.sources registers them (loki_push_api, aws_lambda, ...).
 JobBlockParser = Callable[[Keys, JobConfig], None]
 JOB_TYPES: dict[str, JobBlockParser] = {}
-
-
-def job_type(name: str) -> Callable[[JobBlockParser], JobBlockParser]:
-    def register(fn: JobBlockParser) -> JobBlockParser:
-        JOB_TYPES[name] = fn
-        return fn
-
-    return register
 
 
 def _compile_relabel(raw: Any, where: str) -> list[relabel.Rule]:
@@ -379,11 +371,6 @@ def common_job_keys(k: Keys, job: JobConfig, default_port: int, incoming_ts_defa
     if k.has("relabel_configs"):
         job.has_relabel = True
         job.relabel = _compile_relabel(k.get("relabel_configs"), f"job {job.name!r} {k.at('relabel_configs')}")
-
-
-@job_type("loki_push_api")
-def _push_block(k: Keys, job: JobConfig) -> None:
-    common_job_keys(k, job, DEFAULT_PUSH_PORT, incoming_ts_default=False)
 
 
 def parse_job(value: Any, path: str) -> JobConfig:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,11 @@ _LABELKEEP = "labelkeep"
 _LOWERCASE = "lowercase"
 _UPPERCASE = "uppercase"
 # Map to the constants so `process` compares interned strings.
-_ACTIONS = {a: a for a in (_REPLACE, _KEEP, _DROP, _KEEPEQUAL, _DROPEQUAL, _HASHMOD, _LABELMAP, _LABELDROP, _LABELKEEP, _LOWERCASE, _UPPERCASE)}
+_ACTIONS = {
+    a: a
+    for a in (_REPLACE, _KEEP, _DROP, _KEEPEQUAL, _DROPEQUAL, _HASHMOD)
+    + (_LABELMAP, _LABELDROP, _LABELKEEP, _LOWERCASE, _UPPERCASE)
+}
 _NEEDS_TARGET = frozenset({_REPLACE, _HASHMOD, _LOWERCASE, _UPPERCASE, _KEEPEQUAL, _DROPEQUAL})
 _PLAIN_TARGET = frozenset({_LOWERCASE, _UPPERCASE, _KEEPEQUAL, _DROPEQUAL})
 
@@ -55,6 +59,9 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 # A parsed expansion template: literal bytes and capture-group indexes.
 _Template = tuple[bytes | int, ...]
+# Match spans in byte offsets, one per group (0 = whole match); (-1, -1) for a group that did not take part.
+_Spans = Sequence[tuple[int, int]]
+_Finder = Callable[[bytes, int], _Spans | None]
 
 
 class RelabelError(ValueError):
@@ -119,8 +126,41 @@ def _constant(pieces: _Template) -> str | None:
     return None
 
 
-def _expand(pieces: _Template, m: Any) -> bytes:
-    return b"".join([p if p.__class__ is bytes else (m.group(p) or b"") for p in pieces])  # type: ignore[misc]
+def _expand(pieces: _Template, text: bytes, spans: _Spans) -> bytes:
+    # A (-1, -1) span slices to b"", which is what Go expands a non-participating group to.
+    return b"".join([p if p.__class__ is bytes else text[slice(*spans[p])] for p in pieces])  # type: ignore[misc,index]
+
+
+def _public_finder(regex: Any) -> _Finder:
+    groups = range(regex.groups + 1)
+
+    def find(text: bytes, pos: int = 0) -> _Spans | None:
+        m = regex.search(text, pos)
+        return None if m is None else [m.span(i) for i in groups]
+
+    return find
+
+
+def _finder(regex: Any) -> _Finder:
+    """A span search for `regex`, on UTF-8 bytes (searching bytes skips the wrapper's offset mapping).
+
+    google-re2's public `search` costs about twice its C++ call (a generator and a Match object per
+    call), so use the extension's `Match` directly when it behaves exactly like the public API here.
+    """
+    public = _public_finder(regex)
+    try:
+        match, anchor = regex._regexp.Match, re2._Anchor.UNANCHORED
+
+        def find(text: bytes, pos: int = 0) -> _Spans | None:
+            spans = match(anchor, text, pos, len(text))
+            return spans if spans[0][0] >= 0 else None
+
+        for sample in (b"", b"x", "\u00e9\n".encode()):
+            if find(sample, 0) != public(sample, 0):
+                return public
+        return find
+    except Exception:  # a google-re2 without these internals: stay on the public API
+        return public
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +179,7 @@ class Rule:
     _target_const: str | None = field(init=False, repr=False, compare=False)
     _repl: _Template = field(init=False, repr=False, compare=False)
     _repl_const: str | None = field(init=False, repr=False, compare=False)
+    _find: _Finder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         action = _ACTIONS.get(self.action)
@@ -151,6 +192,7 @@ class Rule:
         object.__setattr__(self, "_target_const", _constant(target))
         object.__setattr__(self, "_repl", repl)
         object.__setattr__(self, "_repl_const", _constant(repl))
+        object.__setattr__(self, "_find", _finder(self.regex))
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -168,6 +210,8 @@ def compile_rules(raw: list[dict] | None) -> list[Rule]:
             rules.append(_compile_rule(item))
         except RelabelError as e:
             raise RelabelError(f"relabel rule {index}: {e}") from None
+        except UnicodeEncodeError:  # lone surrogates, e.g. from a YAML "\ud800" escape
+            raise RelabelError(f"relabel rule {index}: text is not valid Unicode") from None
     return rules
 
 
@@ -223,7 +267,8 @@ def _compile_rule(raw: Any) -> Rule:
     target = _text("target_label", raw.get("target_label", ""))
     replacement = _text("replacement", raw.get("replacement", _DEFAULT_REPLACEMENT))
 
-    _validate(action, source_labels if sources is not None else None, separator, regex_set, modulus, target, replacement)
+    present = source_labels if sources is not None else None
+    _validate(action, present, separator, regex_set, modulus, target, replacement)
     return Rule(source_labels, separator, regex, modulus, target, replacement, action)
 
 
@@ -319,17 +364,18 @@ def _process(labels: Mapping[str, str], rules: Sequence[Rule]) -> dict[str, str]
             val = rule.separator.join([cur.get(n, "") for n in sources])
 
         if action is _REPLACE:
-            m = rule.regex.search(val.encode())
-            if m is None:
+            text = val.encode()
+            spans = rule._find(text, 0)
+            if spans is None:
                 continue
             target = rule._target_const
             if target is None:
-                target = _expand(rule._target, m).decode(errors="replace")
+                target = _expand(rule._target, text, spans).decode(errors="replace")
             if not _valid_name(target):
                 continue
             value = rule._repl_const
             if value is None:
-                value = _expand(rule._repl, m).decode(errors="replace")
+                value = _expand(rule._repl, text, spans).decode(errors="replace")
             if value:
                 cur[target] = value
                 added[target] = None
@@ -337,10 +383,10 @@ def _process(labels: Mapping[str, str], rules: Sequence[Rule]) -> dict[str, str]
                 cur.pop(target, None)
                 added.pop(target, None)
         elif action is _KEEP:
-            if rule.regex.search(val.encode()) is None:
+            if rule._find(val.encode(), 0) is None:
                 return None
         elif action is _DROP:
-            if rule.regex.search(val.encode()) is not None:
+            if rule._find(val.encode(), 0) is not None:
                 return None
         elif action is _KEEPEQUAL:
             if cur.get(rule.target_label, "") != val:
@@ -349,8 +395,8 @@ def _process(labels: Mapping[str, str], rules: Sequence[Rule]) -> dict[str, str]
             if cur.get(rule.target_label, "") == val:
                 return None
         elif action is _LABELDROP or action is _LABELKEEP:
-            search, keep = rule.regex.search, action is _LABELKEEP
-            for name in [n for n in cur if (search(n.encode()) is None) == keep]:
+            find, keep = rule._find, action is _LABELKEEP
+            for name in [n for n in cur if (find(n.encode(), 0) is None) == keep]:
                 del cur[name]
                 added.pop(name, None)
         elif action is _LABELMAP:
@@ -375,18 +421,18 @@ def _labelmap(rule: Rule, cur: dict[str, str], added: dict[str, None]) -> None:
     # set by earlier rules in the order first set. When two names map to one target, the last wins.
     order = [n for n in sorted(cur) if n not in added] if added else sorted(cur)
     order += added
-    search = rule.regex.search
+    find = rule._find
     for name, value in [(n, cur[n]) for n in order]:
         raw = name.encode()
-        m = search(raw)
-        if m is None:
+        spans = find(raw, 0)
+        if spans is None:
             continue
-        if rule._repl_const is not None:
-            new = rule._repl_const
-        elif m.span() == (0, len(raw)):  # the usual case: one match covering the whole name
-            new = _expand(rule._repl, m).decode(errors="replace")
-        else:  # only with odd regexes like "a)|(b" that escape the anchors
+        if spans[0] != (0, len(raw)):  # only with odd regexes like "a)|(b" that escape the anchors
             new = _replace_all(rule, raw)
+        elif rule._repl_const is not None:  # the usual case: one match covering the whole name
+            new = rule._repl_const
+        else:
+            new = _expand(rule._repl, raw, spans).decode(errors="replace")
         cur[new] = value  # values are never empty here
         added[new] = None
 
@@ -397,13 +443,13 @@ def _replace_all(rule: Rule, text: bytes) -> str:
     last = pos = 0
     end = len(text)
     while pos <= end:
-        m = rule.regex.search(text, pos)
-        if m is None:
+        spans = rule._find(text, pos)
+        if spans is None:
             break
-        start, stop = m.span()
+        start, stop = spans[0]
         out.append(text[last:start])
         if stop > last or start == 0:  # Go skips an empty match right after the previous match
-            out.append(_expand(rule._repl, m))
+            out.append(_expand(rule._repl, text, spans))
         last = stop
         # Advance at least one character (UTF-8 width from the lead byte; 0 at the end).
         lead = text[pos] if pos < end else -1

@@ -7,32 +7,24 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 
 import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import Route
 
 from . import metrics
 from .config import Config, JobConfig, ServerConfig
 from .ingest import Ingest
 from .pipeline import Processor
-from .relabel import Rule
 from .sink import Fanout, LokiClient
 from .sink.client import Transport
-from .sources import push
+from .sources import KINDS
 
 log = logging.getLogger("relay.server")
-
-# Job kind -> the routes its listener serves, and the relabel rules it gets when it has none.
-SOURCES: dict[str, Callable[[Ingest], list[BaseRoute]]] = {
-    "loki_push_api": push.routes,
-}
-DEFAULT_RULES: dict[str, list[Rule]] = {}
-
 
 class StartupError(Exception):
     pass
@@ -68,7 +60,7 @@ class Relay:
         self.sink = Fanout(self.clients)
         self.ingests: list[Ingest] = []
         for job in cfg.jobs:
-            processor = Processor(job, cfg.limits, DEFAULT_RULES.get(job.kind, []))
+            processor = Processor(job, cfg.limits, KINDS[job.kind].default_rules)
             self.ingests.append(Ingest(job, processor, self.sink))
         self._servers: list[_Server] = []
         self._ready = False
@@ -108,7 +100,7 @@ class Relay:
         out = [("server", self.server_app(), self.cfg.server)]
         for ingest in self.ingests:
             job: JobConfig = ingest.job
-            out.append((f"job {job.name!r}", make_app(SOURCES[job.kind](ingest)), job.listen))
+            out.append((f"job {job.name!r}", make_app(KINDS[job.kind].routes(ingest)), job.listen))
         return out
 
     async def run(self) -> int:

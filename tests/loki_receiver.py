@@ -754,8 +754,9 @@ def grouped_errors(errs: list[str]) -> str:
 
 
 def process_push(body: bytes, content_type: str | None, content_encoding: str | None, limits: dict, label_cache: dict | None = None):
-    """Decode + validate like Loki. Returns (status, message, accepted) where
-    accepted is a list of (labels_dict, labels_raw, ts, line, sm_dict)."""
+    """Decode + validate like Loki. Returns (status, message, accepted,
+    discarded) where accepted is a list of (labels_dict, labels_raw, ts, line,
+    sm_dict) and discarded the number of entries dropped by validation."""
     try:
         streams, _ = decode_body(body, content_type, content_encoding, limits)
         parsed = []
@@ -772,13 +773,14 @@ def process_push(body: bytes, content_type: str | None, content_encoding: str | 
                     label_cache[labels_text] = pairs
             parsed.append((labels_text, pairs, entries))
     except BadRequest as e:
-        return e.status, str(e), []
+        return e.status, str(e), [], 0
 
     if not parsed:
-        return 422, "error at least one valid stream is required for ingestion", []
+        return 422, "error at least one valid stream is required for ingestion", [], 0
 
     errs: list[str] = []
     accepted = []
+    discarded = 0
     now_ns = time.time_ns()
     for labels_text, pairs, entries in parsed:
         if not entries:
@@ -786,6 +788,7 @@ def process_push(body: bytes, content_type: str | None, content_encoding: str | 
         err = validate_labels(pairs, limits)
         if err:
             errs.append(err)
+            discarded += len(entries)
             continue
         text = labels_string(pairs)
         ldict = dict(pairs)
@@ -793,11 +796,12 @@ def process_push(body: bytes, content_type: str | None, content_encoding: str | 
             err = validate_entry(text, ts, line, sm, limits, now_ns)
             if err:
                 errs.append(err)
+                discarded += 1
                 continue
             accepted.append((ldict, labels_text, ts, line, dict(sm)))
     if errs:
-        return 400, grouped_errors(errs), accepted
-    return 204, "", accepted
+        return 400, grouped_errors(errs), accepted, discarded
+    return 204, "", accepted, discarded
 
 
 # --------------------------------------------------------------------------
@@ -1038,6 +1042,7 @@ class Handler(BaseHTTPRequestHandler):
             "bytes": len(body),
             "status": None,
             "accepted": 0,
+            "discarded": 0,
             "error": None,
             "injected": False,
             "time": time.time(),
@@ -1072,7 +1077,7 @@ class Handler(BaseHTTPRequestHandler):
                 status = rule["status"]
                 accepted: list = []
                 if rule["accept"] and terr is None:
-                    _, _, accepted = process_push(body, hdrs["content-type"], hdrs["content-encoding"], st.limits, st.label_cache)
+                    _, _, accepted, _ = process_push(body, hdrs["content-type"], hdrs["content-encoding"], st.limits, st.label_cache)
                 with st.lock:
                     self._record(rec, tenant, accepted)
                     rec["injected"] = True
@@ -1085,12 +1090,16 @@ class Handler(BaseHTTPRequestHandler):
                 return
 
         if terr is not None:
-            status, msg, accepted = tstatus, terr, []
+            status, msg, accepted, discarded = tstatus, terr, [], 0
         else:
-            status, msg, accepted = process_push(body, hdrs["content-type"], hdrs["content-encoding"], st.limits, st.label_cache)
+            status, msg, accepted, discarded = process_push(
+                body, hdrs["content-type"], hdrs["content-encoding"], st.limits, st.label_cache
+            )
         with st.lock:
             self._record(rec, tenant, accepted)
             rec["status"] = status
+            rec["discarded"] = discarded
+            st.n_rejected_entries += discarded
             if status >= 400:
                 rec["error"] = msg
                 st.n_rejected += 1
@@ -1319,8 +1328,8 @@ class Receiver:
 
     def requests(self) -> list[dict]:
         """One dict per push: id, tenant, headers (authorization, user-agent,
-        x-scope-orgid, content-type, content-encoding), bytes, status,
-        accepted, error, injected, time."""
+        x-scope-orgid, content-type, content-encoding), bytes, status (int,
+        or "hang"), accepted, discarded, error, injected, time."""
         r = self._http.get("/requests")
         r.raise_for_status()
         return orjson.loads(r.content)

@@ -238,6 +238,7 @@ def test_validation_errors_keep_valid_streams_and_group_messages(loki):
     assert rx.lines() == ["kept 1", "kept 2", "kept 3"]
     req = rx.requests()[0]
     assert req["status"] == 400 and req["accepted"] == 3 and "too old" in req["error"]
+    assert req["discarded"] == 3 and rx.stats()["rejected_entries"] == 3
 
 
 def test_same_error_twice_is_counted(loki):

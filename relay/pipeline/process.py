@@ -62,7 +62,8 @@ class Processor:
         if result is None:
             return _Resolved(None, None, "relabel")
         tenant = result.get(TENANT_LABEL) or None
-        final = {k: v for k, v in result.items() if not k.startswith("__")}
+        # An empty value means "no such label" (Prometheus and Loki both drop it).
+        final = {k: v for k, v in result.items() if v and not k.startswith("__")}
         if not final:
             return _Resolved(None, None, "no_labels")
         problem = self._invalid(final)

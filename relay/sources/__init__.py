@@ -1,1 +1,9 @@
-"""Input protocols: each module turns request bytes into `relay.model.Stream`s."""
+"""Input protocols: each module turns request bytes into `relay.model.Stream`s.
+
+Importing this package registers every job kind (see registry.py).
+"""
+
+from . import push  # noqa: F401
+from .registry import KINDS, SourceKind, register
+
+__all__ = ["KINDS", "SourceKind", "register"]

@@ -5,7 +5,8 @@ with `relay.sources.s3logs`. Event kinds are told apart as lambda-promtail does 
 `pkg/event.go`): `awslogs` -> CloudWatch Logs; `detail-type` -> EventBridge; `Records`
 -> by the first record's `eventSource` / `EventSource` (aws:s3, aws:sqs, aws:sns,
 aws:kinesis); `"Event": "s3:TestEvent"` -> the S3 test notification. An SNS envelope
-(`{"Type": "Notification", "Message": ...}`, as SNS delivers to SQS) is recognised too.
+(`{"Type": "Notification", "Message": ...}`, as SNS delivers to SQS or to an HTTP
+subscriber) is recognised too, as kind `sns`.
 
     kind          what                                      result
     cloudwatch    {"awslogs": {"data": base64 gzip}}        one stream per payload; CONTROL_MESSAGE: nothing
@@ -439,6 +440,10 @@ def parse_event(doc: Any, *, keep_stream: bool = False, receive_ns: int, limit: 
     if kind is None:
         if not isinstance(doc, dict):
             raise EventError("the event is not a JSON object")
+        if "Records" in doc:
+            records = _records(doc)
+            source = records[0].get("eventSource", records[0].get("EventSource"))
+            raise EventError(f"unknown record eventSource {source!r}")
         raise EventError(f"unknown event type (keys: {', '.join(sorted(map(str, doc))[:10])})")
     ctx = _Ctx(keep_stream, receive_ns, limit)
     result = ParsedEvent(SNS if kind == _SNS_ENVELOPE else kind)
@@ -448,7 +453,8 @@ def parse_event(doc: Any, *, keep_stream: bool = False, receive_ns: int, limit: 
             if _record_source(rec) != SQS:
                 raise EventError(f"Records[{i}] has another eventSource than Records[0]")
         result.items = [
-            SqsItem(message_id, out.streams(), out.s3, error) for message_id, out, error in _sqs_messages(records, ctx, 0)
+            SqsItem(message_id, out.streams(), out.s3, error)
+            for message_id, out, error in _sqs_messages(records, ctx, 0)
         ]
     else:
         out = _Out()

@@ -19,11 +19,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from ..config import DEFAULT_PUSH_PORT, JobConfig, Keys, common_job_keys
 from ..ingest import Backpressure, Ingest
 from ..model import LabelError, Labels, Stream, new_stream, parse_labels
 from ..proto import PushRequest, StreamAdapter
 from .http import BadRequest, BodyTooLarge, decode_content, read_body, snappy_block
 from .listener import observe
+from .registry import SourceKind, register
 
 _LABEL_CACHE_SIZE = 50_000
 
@@ -242,3 +244,10 @@ def routes(ingest: Ingest) -> list[Route]:
         Route("/api/prom/push", push, methods=["POST"]),
         Route("/promtail/api/v1/raw", raw, methods=["POST"]),
     ]
+
+
+def parse_block(k: Keys, job: JobConfig) -> None:
+    common_job_keys(k, job, DEFAULT_PUSH_PORT, incoming_ts_default=False)
+
+
+register(SourceKind("loki_push_api", parse_block, routes))

@@ -182,8 +182,9 @@ def classify(bucket: str, key: str) -> S3Object:
     for log_type, rx in _KEY_LAYOUTS:
         m = rx.search(key)
         if m is not None:
-            groups = m.groupdict()
-            return S3Object(bucket, key, log_type, _labels(log_type, bucket, key, groups.get("src"), groups.get("owner")))
+            found = m.groupdict()
+            labels = _labels(log_type, bucket, key, found.get("src"), found.get("owner"))
+            return S3Object(bucket, key, log_type, labels)
     return S3Object(bucket, key, UNKNOWN, _labels(UNKNOWN, bucket, key, None, None))
 
 
@@ -247,7 +248,7 @@ def open_object(client: Any, bucket: str, key: str) -> BinaryIO:
 def _read(stream: BinaryIO, n: int) -> bytes:
     try:
         return stream.read(n)
-    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # network errors pass through as they are
         raise S3LogError(f"cannot decompress: {e}") from None
 
 
@@ -255,8 +256,9 @@ def _blocks_of_lines(stream: BinaryIO, stats: S3Stats, max_bytes: int) -> Iterat
     """Complete lines, block by block: split on LF, CR LF trimmed, a missing final newline tolerated."""
     pending: list[bytes] = []  # a line's start, still waiting for its newline
     pending_len = 0
+    block = min(_BLOCK, max_bytes)  # so a line within one block is never over max_bytes
     while True:
-        buf = _read(stream, _BLOCK)
+        buf = _read(stream, block)
         if not buf:
             break
         stats.bytes += len(buf)
@@ -330,7 +332,8 @@ def _iso_match_ns(m: re.Match[str]) -> int | None:
     base, frac, tz = m.groups()
     secs = _SECONDS.get(base, -1)
     if secs == -1:
-        secs = _clock(_days(base[:10], int(base[:4]), int(base[5:7]), int(base[8:10])), base[11:13], base[14:16], base[17:19])
+        days = _days(base[:10], int(base[:4]), int(base[5:7]), int(base[8:10]))
+        secs = _clock(days, base[11:13], base[14:16], base[17:19])
         if len(_SECONDS) > 65536:
             _SECONDS.clear()
         _SECONDS[base] = secs
@@ -573,11 +576,14 @@ def read_entries(
         added = len(chunk) - before
         stats.skipped += n - added
         chunk_size += size
-        while len(chunk) >= chunk_lines:
-            out, chunk = chunk[:chunk_lines], chunk[chunk_lines:]
-            chunk_size = chunk_size * len(chunk) // (len(chunk) + len(out))
-            stats.entries += len(out)
-            yield out
+        if len(chunk) >= chunk_lines:
+            total = len(chunk)
+            full = total - total % chunk_lines
+            for i in range(0, full, chunk_lines):
+                stats.entries += chunk_lines
+                yield chunk[i : i + chunk_lines]
+            chunk = chunk[full:]
+            chunk_size = chunk_size * len(chunk) // total
         if chunk and chunk_size >= chunk_bytes:
             stats.entries += len(chunk)
             yield chunk

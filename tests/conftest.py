@@ -1,0 +1,134 @@
+"""Shared fixtures: the Loki stand-in and the relay, both as real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+sys.path.insert(0, str(TESTS))
+
+from loki_receiver import Receiver  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RelayProcess:
+    """`python -m relay` with a given config, started and stopped by the test."""
+
+    def __init__(self, tmp: Path, config: dict[str, Any] | None, args: list[str], env: dict[str, str] | None) -> None:
+        self.server_port = free_port()
+        self.config = config
+        self.config_path: Path | None = None
+        cmd = [sys.executable, "-m", "relay", f"-server.http-listen-port={self.server_port}"]
+        if config is not None:
+            config.setdefault("server", {})
+            config["server"].setdefault("http_listen_address", "127.0.0.1")
+            config["server"]["http_listen_port"] = self.server_port
+            self.config_path = tmp / "relay.yaml"
+            self.config_path.write_text(yaml.safe_dump(config))
+            cmd.append(f"-config.file={self.config_path}")
+        cmd += args
+        self.log_path = tmp / "relay.log"
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=open(self.log_path, "wb"),
+            env={**os.environ, **(env or {})},
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 20.0) -> RelayProcess:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"relay exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.server_port}/ready", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"relay not ready after {timeout}s:\n{self.log()}")
+
+    def url(self, port: int, path: str = "/loki/api/v1/push") -> str:
+        return f"http://127.0.0.1:{port}{path}"
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.server_port}/metrics", timeout=5).text
+
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of `name` whose labels include `labels`."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if not line.startswith(name) or line.startswith("#"):
+                continue
+            head, _, value = line.rpartition(" ")
+            metric, _, rest = head.partition("{")
+            if metric != name:
+                continue
+            pairs = dict(p.split("=", 1) for p in rest.rstrip("}").split(",") if "=" in p)
+            if all(pairs.get(k, "").strip('"') == v for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture
+def start_relay(tmp_path: Path) -> Iterator[Any]:
+    """start_relay(config_dict | None, *args, env=None, ready=True) -> RelayProcess."""
+    started: list[RelayProcess] = []
+
+    def start(config: dict[str, Any] | None = None, *args: str, env: dict[str, str] | None = None,
+              ready: bool = True) -> RelayProcess:
+        p = RelayProcess(tmp_path, config, list(args), env)
+        started.append(p)
+        return p.wait_ready() if ready else p
+
+    yield start
+    for p in started:
+        p.stop(signal.SIGKILL if p.proc.poll() is None else signal.SIGTERM, timeout=5)
+
+
+def push_config(receiver_url: str, port: int, **job: Any) -> dict[str, Any]:
+    """A one-job loki_push_api config pointed at the stand-in, with a short batchwait for tests."""
+    block = {"server": {"http_listen_address": "127.0.0.1", "http_listen_port": port}, **job}
+    return {
+        "clients": [{"url": receiver_url, "batchwait": "100ms", "backoff_config": {"min_period": "50ms", "max_period": "500ms"}}],
+        "scrape_configs": [{"job_name": "push", "loki_push_api": block}],
+    }
