@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import logging
 import os
 import platform
 import sys
@@ -112,9 +113,12 @@ def build_config(flags: Flags) -> Config:
             cfg.server.http_listen_port = int(flags.values["server.http-listen-port"])
         except ValueError:
             raise ConfigError("-server.http-listen-port: expected a port number") from None
-    for name in ("log.level", "log.format"):
+    for name, allowed in (("log.level", ("debug", "info", "warn", "error")), ("log.format", ("logfmt", "json"))):
         if name in flags.values:
-            setattr(cfg.server, name.replace(".", "_"), flags.values[name].lower())
+            value = flags.values[name].lower()
+            if value not in allowed:
+                raise ConfigError(f"-{name}: must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}")
+            setattr(cfg.server, name.replace(".", "_"), value)
     if "client.url" in flags.values:
         cfg.clients.append(config.parse_client({"url": flags.values["client.url"],
                                                 "tenant_id": flags.values.get("client.tenant-id", "")}, "-client.url"))
@@ -173,6 +177,25 @@ def _mask_nested(v: Any) -> None:
             _mask_nested(x)
 
 
+class _Held(logging.Handler):
+    """Keeps the records logged while the config is read, until logging is set up from it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def replay(self, level: str, fmt: str) -> None:
+        logging.getLogger().removeHandler(self)
+        logs.setup(level, fmt)
+        root = logging.getLogger()
+        for r in self.records:
+            if r.levelno >= root.level:
+                root.handle(r)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         flags = parse_flags(sys.argv[1:] if argv is None else argv)
@@ -185,17 +208,21 @@ def main(argv: list[str] | None = None) -> int:
     if flags.on("version"):
         print(f"loki-relay, version {__version__} (python {platform.python_version()})")
         return 0
+    held = _Held()
+    logging.getLogger().addHandler(held)
     try:
         cfg = build_config(flags)
     except ConfigError as e:
+        held.replay("info", flags.values.get("log.format", "logfmt").lower())
         print(f"invalid config: {e}", file=sys.stderr)
         return 1
+    # Warnings from reading the config come out in the configured format and level.
+    held.replay(cfg.server.log_level, cfg.server.log_format)
     if flags.on("print-config-stderr"):
         sys.stderr.write(yaml.safe_dump(masked(cfg), sort_keys=False))
     if flags.on("check-syntax"):
         print(f"Valid config file! ({flags.values.get('config.file', 'embedded defaults')})")
         return 0
-    logs.setup(cfg.server.log_level, cfg.server.log_format)
     from .server import Relay, StartupError
     from .sink import dry_run_transport
 

@@ -195,6 +195,7 @@ class ServerConfig:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
+    auth: Any = None  # relay.auth.ListenerAuth: credentials a push listener requires (None = open)
 
 
 @dataclass(slots=True)
@@ -221,6 +222,10 @@ class LimitsConfig:
     max_label_names_per_series: int = 15
     max_label_name_length: int = 1024
     max_label_value_length: int = 2048
+    # Bytes held for delivery (queued, in flight, or retried), all tenants / one tenant. Over
+    # either, a push is refused with 429 (503 for AWS sources) instead of buffered.
+    max_buffered_bytes: int = 256 << 20
+    max_buffered_bytes_per_tenant: int = 64 << 20
 
 
 @dataclass(slots=True)
@@ -297,6 +302,10 @@ def parse_server(value: Any, path: str, default_port: int) -> ServerConfig:
         t.done()
         if bool(s.tls_cert_file) != bool(s.tls_key_file):
             raise ConfigError(f"{t.path}: cert_file and key_file go together")
+    if k.has("auth"):
+        from .auth import parse_auth  # noqa: PLC0415  (auth imports this module)
+
+        s.auth = parse_auth(k.get("auth"), k.at("auth"))
     k.done()
     return s
 
@@ -427,6 +436,8 @@ def parse_config(doc: Any, *, sections: dict[str, Callable[[Any, str], Any]] | N
         cfg.limits.max_line_size_truncate = _bool(lk.get("max_line_size_truncate", False), lk.at("max_line_size_truncate"))
         for name in ("max_label_names_per_series", "max_label_name_length", "max_label_value_length"):
             setattr(cfg.limits, name, _int(lk.get(name, getattr(cfg.limits, name)), lk.at(name), 1))
+        for name in ("max_buffered_bytes", "max_buffered_bytes_per_tenant"):
+            setattr(cfg.limits, name, parse_size(lk.get(name, getattr(cfg.limits, name)), lk.at(name)))
         lk.done()
     for name, parse in sections.items():
         cfg.extra[name] = parse(k.get(name), name)

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+
+from prometheus_client import Counter
 
 from . import metrics
 from .config import JobConfig
 from .model import Stream
 from .pipeline import Outcome, Processor
 from .sink import Fanout
+from .sink.wal import WalFull
+
+log = logging.getLogger("relay.ingest")
+
+refused_requests = Counter(
+    "loki_relay_backpressure_requests_total",
+    "Requests refused (429/503, the sender retries) because a buffer limit or the full WAL was reached, by reason.",
+    ["job", "reason"],
+    registry=metrics.REGISTRY,
+)
+refused_entries = Counter(
+    "loki_relay_backpressure_entries_total",
+    "Entries in requests refused with backpressure (not dropped: the sender keeps and retries them).",
+    ["job", "reason"],
+    registry=metrics.REGISTRY,
+)
 
 
 class Backpressure(Exception):
@@ -27,21 +46,59 @@ class Ingest:
         self._m_entries = metrics.received_entries.labels(job.name)
         self._m_bytes = metrics.received_bytes.labels(job.name)
 
+    def _refuse(self, reason: str, entries: int, retry_after: float = 1.0) -> Backpressure:
+        refused_requests.labels(self.job.name, reason).inc()
+        refused_entries.labels(self.job.name, reason).inc(entries)
+        return Backpressure(f"too much buffered, retry later ({reason})", retry_after)
+
     async def push(self, streams: Sequence[Stream], tenant: str, receive_ns: int) -> Outcome:
-        """Process and queue streams; returns what was accepted and dropped."""
+        """Process and queue streams; returns what was accepted and dropped.
+
+        Raises Backpressure, having taken nothing, when the relay holds too much
+        (limits_config.max_buffered_bytes, max_buffered_bytes_per_tenant) or the WAL is
+        full. With the WAL on, returns only once the accepted chunks are in the log.
+        """
         received = received_bytes = 0
         for s in streams:
             received += len(s.entries.entries)
             received_bytes += s.entries.ByteSize()
+        sink = self.sink
+        full = sink.full(tenant)
+        if full:  # before spending any work on the request
+            raise self._refuse(full, received)
         self._m_entries.inc(received)
         self._m_bytes.inc(received_bytes)
         out = self.processor.process(streams, tenant, receive_ns)
+        if out.chunks:
+            sizes = {t: sum(c.size for c in chunks) for t, chunks in out.chunks.items()}
+            full = sink.admit(sizes)
+            if full:
+                raise self._refuse(full, received)
+            try:
+                segments = None
+                wal = sink.wal
+                if wal is not None:
+                    try:
+                        segments, durable = wal.append(out.chunks)
+                    except WalFull:
+                        raise self._refuse("wal_full", received) from None
+                    try:
+                        await durable
+                    except BaseException as e:
+                        # Not acknowledged, so not to be delivered: the records need no confirmation.
+                        for seg in segments.values():
+                            wal.confirm(seg)
+                        if isinstance(e, OSError):
+                            log.error("wal write failed, refusing the push: %s", e)
+                            raise self._refuse("wal_error", received) from None
+                        raise
+                sink.add(out.chunks, segments)
+            finally:
+                sink.unreserve(sizes)
         for reason, n in out.dropped.items():
             metrics.count_drop(reason, n, out.dropped_bytes[reason], job=self.job.name)
         if out.truncated:
             metrics.truncated_entries.labels(self.job.name).inc(out.truncated)
-        if out.chunks:
-            self.sink.add(out.chunks)
         return out
 
     def count_invalid(self, entries: int, size: int) -> None:

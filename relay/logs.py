@@ -48,6 +48,9 @@ def setup(level: str, fmt: str) -> None:
     root.setLevel(_LEVELS.get(level, logging.INFO))
     # uvicorn's access log would cost a line per push; errors still come through.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request it makes at info: one line per batch sent upstream.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

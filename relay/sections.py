@@ -5,4 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-SECTIONS: dict[str, Callable[[Any, str], Any]] = {}
+from .sink.wal import parse_wal
+
+SECTIONS: dict[str, Callable[[Any, str], Any]] = {
+    "wal": parse_wal,  # write-ahead log: relay.sink.wal.WalConfig
+}

@@ -22,6 +22,7 @@ from .ingest import Ingest
 from .pipeline import Processor
 from .sink import Fanout, LokiClient
 from .sink.client import Transport
+from .sink.wal import WalConfig, WriteAheadLog
 from .sources import KINDS
 
 log = logging.getLogger("relay.server")
@@ -57,7 +58,9 @@ class Relay:
     def __init__(self, cfg: Config, transport: Transport | None = None) -> None:
         self.cfg = cfg
         self.clients = [LokiClient(c, transport) for c in cfg.clients]
-        self.sink = Fanout(self.clients)
+        wal_cfg = cfg.extra.get("wal")
+        self.wal = WriteAheadLog(wal_cfg) if isinstance(wal_cfg, WalConfig) and wal_cfg.enabled else None
+        self.sink = Fanout(self.clients, self.wal, cfg.limits.max_buffered_bytes, cfg.limits.max_buffered_bytes_per_tenant)
         self.ingests: list[Ingest] = []
         for job in cfg.jobs:
             processor = Processor(job, cfg.limits, KINDS[job.kind].default_rules)
@@ -79,8 +82,10 @@ class Relay:
         return FastAPI(routes=routes, docs_url=None, redoc_url=None, openapi_url=None)
 
     def _uvicorn(self, app: FastAPI, listen: ServerConfig) -> _Server:
+        from .auth import guard
+
         config = uvicorn.Config(
-            app,
+            guard(app, listen.auth),
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -103,9 +108,30 @@ class Relay:
             out.append((f"job {job.name!r}", make_app(KINDS[job.kind].routes(ingest)), job.listen))
         return out
 
+    async def _replay(self) -> None:
+        """Send again what the WAL holds from before, within the memory limit."""
+        assert self.wal is not None
+        limit = self.cfg.limits.max_buffered_bytes
+        async for seg, records in self.wal.replay():
+            for tenant, chunks in records:
+                size = sum(c.size for c in chunks)
+                while self.sink.held and self.sink.held + size > limit and not self._stopping.is_set():
+                    await asyncio.sleep(0.05)
+                if self._stopping.is_set():
+                    return  # the rest stays in the log
+                self.sink.add({tenant: chunks}, {tenant: seg})
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         plan = self.listeners()
+        replay = None
+        if self.wal is not None:
+            try:
+                self.wal.open()
+            except OSError as e:
+                raise StartupError(f"wal: cannot open {self.wal.dir}: {e.strerror}") from None
+            self.wal.start()
+            replay = loop.create_task(self._replay(), name="wal replay")
         sockets = []
         try:
             for what, _, listen in plan:
@@ -137,7 +163,11 @@ class Relay:
         for s in self._servers[1:]:
             s.should_exit = True
         await asyncio.gather(*tasks[1:], return_exceptions=True)
+        if replay is not None:
+            await replay
         await self.sink.close(self.cfg.server.graceful_shutdown_timeout)
+        if self.wal is not None:
+            await self.wal.close()
         self._servers[0].should_exit = True
         await asyncio.gather(tasks[0], return_exceptions=True)
         log.info("stopped")

@@ -3,6 +3,12 @@
 Each tenant has its own queue and sender task, so a tenant that Loki rate-limits
 or rejects never holds up another tenant, another client, or the push handlers
 (which only append to queues).
+
+When a batch is finished with (accepted by Loki, or dropped for good) the client
+reports its size to `on_done(tenant, bytes)`: the fan-out uses that to free the
+memory budget and to confirm write-ahead-log records. A batch abandoned at
+shutdown is not reported when the WAL is on (`durable`), so it is replayed on the
+next start instead of being lost.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from typing import Optional
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
@@ -26,6 +33,9 @@ from ..proto import PushRequest
 from .batch import LabelEncoder, Pending, compress, encode_push
 
 log = logging.getLogger("relay.client")
+# httpx logs every request with its full URL at info level: a line per batch, and the URL may
+# carry credentials (http://user:password@host). Only its warnings are wanted.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 USER_AGENT = f"loki-relay/{__version__}"
 
@@ -73,7 +83,8 @@ def ssl_context(cfg: ClientConfig) -> ssl.SSLContext | bool:
 
 
 def client_name(cfg: ClientConfig) -> str:
-    return cfg.name or urlsplit(cfg.url).netloc
+    """The client's name in metrics and logs: never the URL's user:password@."""
+    return cfg.name or urlsplit(cfg.url).netloc.rpartition("@")[2]
 
 
 class LokiClient:
@@ -86,6 +97,8 @@ class LokiClient:
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self.on_done: Optional[Callable[[str, int], None]] = None  # (tenant key, bytes) when a batch is settled
+        self.durable = False  # a WAL keeps what this client has not settled: do not count it lost at shutdown
         self._deadline = float("inf")  # monotonic time after which a closing client gives up retrying
         self.buffered_entries = 0  # waiting + in flight
         self.buffered_bytes = 0
@@ -129,14 +142,18 @@ class LokiClient:
     # -- the queue side -----------------------------------------------------------------
 
     def add(self, tenant: str, chunks: list[Chunk]) -> None:
-        """Queue chunks for a tenant ("" = the client's tenant_id). Never blocks."""
-        tenant = tenant or self.cfg.tenant_id
+        """Queue chunks for a tenant ("" = the client's tenant_id). Never blocks.
+
+        Queues are keyed by the tenant as given (so `on_done` reports it back as given);
+        "" is mapped to the client's tenant_id only when sending.
+        """
         q = self._queues.get(tenant)
         if q is None:
             q = self._queues[tenant] = Pending()
             self._wake[tenant] = asyncio.Event()
             self._tasks[tenant] = asyncio.get_running_loop().create_task(self._run(tenant), name=f"send {self.name} {tenant}")
         now = time.monotonic()
+        was_empty = not q.chunks
         entries = size = 0
         for c in chunks:
             q.add(c, now)
@@ -146,15 +163,17 @@ class LokiClient:
         self.buffered_bytes += size
         self._m_buf_entries.inc(entries)
         self._m_buf_bytes.inc(size)
-        if q.bytes >= self.cfg.batchsize:
+        # Wake the sender to start its batchwait (queue was empty) or to send (batch full).
+        if was_empty or q.bytes >= self.cfg.batchsize:
             self._wake[tenant].set()
 
     def tenant_bytes(self, tenant: str) -> int:
-        q = self._queues.get(tenant or self.cfg.tenant_id)
+        q = self._queues.get(tenant)
         return q.bytes if q else 0
 
-    async def _run(self, tenant: str) -> None:
-        q, wake, cfg = self._queues[tenant], self._wake[tenant], self.cfg
+    async def _run(self, key: str) -> None:
+        q, wake, cfg = self._queues[key], self._wake[key], self.cfg
+        tenant = key or cfg.tenant_id
         while True:
             if not q.chunks:
                 if self._closing:
@@ -173,17 +192,31 @@ class LokiClient:
                 except TimeoutError:
                     break
             batch = q.take(cfg.batchsize)
+            entries = sum(c.count for c in batch)
+            size = sum(c.size for c in batch)
+            settled = False
             try:
-                await self._send(tenant, batch)
+                settled = await self._send(tenant, batch)
+            except asyncio.CancelledError:
+                if not self.durable:
+                    metrics.count_drop(SHUTDOWN, entries, size, client=self.name)
+                    log.error("shutdown: dropped a batch in flight: client=%s tenant=%r entries=%d", self.name, tenant, entries)
+                raise
             finally:
-                entries = sum(c.count for c in batch)
-                size = sum(c.size for c in batch)
                 self.buffered_entries -= entries
                 self.buffered_bytes -= size
                 self._m_buf_entries.dec(entries)
                 self._m_buf_bytes.dec(size)
+            # Not reached when the task is cancelled: an unsettled batch stays unconfirmed in the WAL.
+            if (settled or not self.durable) and self.on_done is not None:
+                self.on_done(key, size)
 
-    async def _send(self, tenant: str, batch: list[Chunk]) -> None:
+    async def _send(self, tenant: str, batch: list[Chunk]) -> bool:
+        """Push one batch with retries. True when settled: sent, or dropped for good (counted).
+
+        False when given up because the relay is shutting down: with a WAL that batch is
+        replayed on the next start; without one it is counted as dropped (reason shutdown).
+        """
         cfg = self.cfg
         entries = sum(c.count for c in batch)
         size = sum(c.size for c in batch)
@@ -196,7 +229,7 @@ class LokiClient:
                 self._m_sent_bytes.inc(size)
                 self._m_batches.inc()
                 self._m_req_bytes.inc(len(body))
-                return
+                return True
             status = str(res.status) if res.status else "error"
             metrics.send_errors.labels(self.name, status).inc()
             retriable = res.status == 0 or res.status == 429 or res.status >= 500
@@ -206,12 +239,18 @@ class LokiClient:
                 reason = RATE_LIMITED if res.status == 429 else INGESTER_ERROR
                 if retriable and time.monotonic() >= self._deadline:
                     reason = SHUTDOWN
+                    if self.durable:
+                        log.warning(
+                            "shutdown: batch left in the WAL for replay: client=%s tenant=%r entries=%d",
+                            self.name, tenant, entries,
+                        )
+                        return False
                 log.error(
                     "dropping batch: client=%s tenant=%r entries=%d status=%s attempts=%d reason=%s error=%r",
                     self.name, tenant, entries, status, attempt + 1, reason, res.error,
                 )
                 metrics.count_drop(reason, entries, size, client=self.name)
-                return
+                return reason != SHUTDOWN
             delay = min(cfg.backoff.max_period, cfg.backoff.min_period * (2**attempt))
             delay = random.uniform(delay / 2, delay)  # jitter: senders that failed together retry apart
             if res.retry_after is not None:
@@ -237,7 +276,9 @@ class LokiClient:
             for t in pending:
                 t.cancel()
             for q in self._queues.values():
-                if q.entries:
+                if q.entries and self.durable:
+                    log.warning("shutdown: %d entries for client %s stay in the WAL for replay", q.entries, self.name)
+                elif q.entries:
                     metrics.count_drop(SHUTDOWN, q.entries, q.bytes, client=self.name)
                     log.error("shutdown: dropped %d entries still queued for client %s", q.entries, self.name)
         http = getattr(self, "_http", None)

@@ -1,21 +1,142 @@
-"""Every accepted entry goes to every client, as in Promtail."""
+"""Every accepted entry goes to every client, as in Promtail; and what that holds.
+
+The fan-out accounts, per tenant, for the bytes accepted and the bytes each client
+has settled (sent, or dropped for good). Clients settle a tenant's chunks in the
+order they were accepted, so what is still needed by some client is exactly
+`accepted - min(settled by each client)`: that is the memory the relay holds for
+the tenant (chunks are shared between clients, not copied), and what
+`limits_config.max_buffered_bytes(_per_tenant)` bound. The same running totals
+tell when a write-ahead-log record has been confirmed by every client.
+Everything here is per request or per batch, never per entry.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from typing import Protocol
 
+from prometheus_client import Gauge
+
+from .. import metrics
 from ..model import Chunk
 from .client import LokiClient
 
+held_bytes = Gauge(
+    "loki_relay_held_bytes",
+    "Encoded entry bytes held for delivery (not yet settled by every client); bounded by "
+    "limits_config.max_buffered_bytes.",
+    registry=metrics.REGISTRY,
+)
+
+
+class Confirm(Protocol):
+    def confirm(self, segment: int) -> None: ...
+
+
+class _Tenant:
+    __slots__ = ("accepted", "settled", "floor", "records")
+
+    def __init__(self, clients: int) -> None:
+        self.accepted = 0  # cumulative bytes accepted
+        self.settled = [0] * clients  # cumulative bytes each client has settled
+        self.floor = 0  # min(settled): bytes every client is done with
+        self.records: deque[tuple[int, int]] = deque()  # WAL records: (accepted total at its end, segment)
+
 
 class Fanout:
-    def __init__(self, clients: list[LokiClient]) -> None:
+    def __init__(self, clients: list[LokiClient], wal: Confirm | None = None,
+                 max_bytes: int = 0, max_bytes_per_tenant: int = 0) -> None:
         self.clients = clients
+        self.wal = wal
+        self.max_bytes = max_bytes or (1 << 62)
+        self.max_bytes_per_tenant = max_bytes_per_tenant or (1 << 62)
+        self.held = 0  # bytes held for delivery, all tenants
+        self.reserved = 0  # bytes of requests admitted but waiting for the WAL
+        self._reserved: dict[str, int] = {}
+        self._tenants: dict[str, _Tenant] = {}
+        for i, c in enumerate(clients):
+            c.on_done = self._settler(i)
+            c.durable = wal is not None
 
-    def add(self, by_tenant: dict[str, list[Chunk]]) -> None:
+    def tenant_held(self, tenant: str) -> int:
+        t = self._tenants.get(tenant)
+        return (t.accepted - t.floor if t else 0) + self._reserved.get(tenant, 0)
+
+    def full(self, tenant: str | None = None) -> str:
+        """Why nothing more can be taken now (cheap check before decoding), or ""."""
+        if self.held + self.reserved >= self.max_bytes:
+            return "max_buffered_bytes"
+        if tenant is not None and self.tenant_held(tenant) >= self.max_bytes_per_tenant:
+            return "max_buffered_bytes_per_tenant"
+        return ""
+
+    def admit(self, sizes: dict[str, int]) -> str:
+        """Reserve room for a request's bytes per tenant; "" if admitted, else the limit hit.
+
+        A request is taken when it fits, or when nothing is held (so one request larger
+        than a limit is not refused forever). Release with `unreserve` once added or failed.
+        """
+        total = sum(sizes.values())
+        held = self.held + self.reserved
+        if held and held + total > self.max_bytes:
+            return "max_buffered_bytes"
+        for tenant, size in sizes.items():
+            th = self.tenant_held(tenant)
+            if th and th + size > self.max_bytes_per_tenant:
+                return "max_buffered_bytes_per_tenant"
+        self.reserved += total
+        for tenant, size in sizes.items():
+            self._reserved[tenant] = self._reserved.get(tenant, 0) + size
+        return ""
+
+    def unreserve(self, sizes: dict[str, int]) -> None:
+        for tenant, size in sizes.items():
+            left = self._reserved[tenant] - size
+            if left:
+                self._reserved[tenant] = left
+            else:
+                del self._reserved[tenant]
+            self.reserved -= size
+
+    def add(self, by_tenant: dict[str, list[Chunk]], segments: dict[str, int] | None = None) -> None:
+        """Queue chunks for every client; `segments` names each tenant's WAL record segment."""
         for tenant, chunks in by_tenant.items():
+            if not self.clients:
+                if segments and self.wal is not None:
+                    self.wal.confirm(segments[tenant])
+                continue
+            t = self._tenants.get(tenant)
+            if t is None:
+                t = self._tenants[tenant] = _Tenant(len(self.clients))
+            size = 0
+            for c in chunks:
+                size += c.size
+            t.accepted += size
+            self.held += size
+            if segments is not None:
+                t.records.append((t.accepted, segments[tenant]))
             for client in self.clients:
                 client.add(tenant, chunks)
+        held_bytes.set(self.held)
+
+    def _settler(self, i: int):  # noqa: ANN202
+        def settled(tenant: str, size: int) -> None:
+            t = self._tenants[tenant]
+            t.settled[i] += size
+            floor = min(t.settled)
+            if floor <= t.floor:
+                return
+            self.held -= floor - t.floor
+            t.floor = floor
+            held_bytes.set(self.held)
+            recs = t.records
+            while recs and recs[0][0] <= floor:
+                _, segment = recs.popleft()
+                if self.wal is not None:
+                    self.wal.confirm(segment)
+
+        return settled
 
     async def close(self, timeout: float) -> None:
         await asyncio.gather(*(c.close(timeout) for c in self.clients))
