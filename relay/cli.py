@@ -156,13 +156,24 @@ def masked(cfg: Config) -> dict[str, Any]:
             c["basic_auth"] = {"username": client.basic_auth[0], "password": SECRET}
         if client.bearer_token:
             c["bearer_token"] = SECRET
-        if c.get("headers"):
-            c["headers"] = {k: (SECRET if k.lower() in ("authorization", "x-api-key") else v) for k, v in c["headers"].items()}
+        # Custom headers are how API keys and tokens usually travel: show their names only.
+        c["headers"] = {k: SECRET for k in c.get("headers") or {}}
+        c["url"] = _mask_url(c["url"])
     _mask_nested(doc)
     return doc
 
 
-_SECRET_KEYS = {"password", "bearer_token", "access_key", "secret_access_key", "token", "secret"}
+_SECRET_KEYS = {"password", "bearer_token", "access_key", "secret_access_key", "session_token", "token", "secret"}
+
+
+def _mask_url(url: str) -> str:
+    """http://user:password@host/... -> http://user:<secret>@host/..."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not at or "/" in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+    return f"{scheme}{sep}{user}:{SECRET}@{host}"
 
 
 def _mask_nested(v: Any) -> None:

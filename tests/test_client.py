@@ -391,7 +391,6 @@ def test_tls_client_certificate(pki: Path, start_relay: Any) -> None:
         rec.close()
 
 
-@pytest.mark.xfail(strict=True, reason="relay/sink/client.py ignores tls_config.server_name (no SNI/hostname override)")
 def test_tls_server_name(pki: Path, start_relay: Any) -> None:
     rec = tls_recorder(pki)
     try:

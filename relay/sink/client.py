@@ -128,10 +128,13 @@ class LokiClient:
         )
         self._http = http
 
+        # tls_config.server_name: the name sent as SNI and checked against the certificate.
+        extensions = {"sni_hostname": cfg.tls.server_name} if cfg.tls.server_name else None
+
         async def send(tenant: str, body: bytes) -> SendResult:
             extra = {"X-Scope-OrgID": tenant} if tenant else None
             try:
-                r = await http.post(cfg.url, content=body, headers=extra)
+                r = await http.post(cfg.url, content=body, headers=extra, extensions=extensions)
             except httpx.HTTPError as e:
                 return SendResult(0, error=f"{type(e).__name__}: {e}")
             text = "" if r.status_code < 300 else r.text[:512]
