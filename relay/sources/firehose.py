@@ -28,7 +28,7 @@ The job kind `aws_firehose` (bottom of this module) serves `POST /awsfirehose/ap
     scrape_configs:
       - job_name: firehose
         aws_firehose:
-          server: {http_listen_port: 3500}   # Firehose needs HTTPS: server.http_tls_config, or a proxy
+          server: {http_listen_port: 3700}   # the default; Firehose needs HTTPS: server.http_tls_config, or a proxy
           access_key: secret                 # or access_key_file; none: no check
           use_incoming_timestamp: false      # true: CloudWatch event / Firehose request times
           max_send_msg_size: 100MiB          # body, and each record's decompressed payload
@@ -83,7 +83,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import relabel
-from ..config import DEFAULT_PUSH_PORT, ConfigError, JobConfig, Keys, common_job_keys
+from ..config import ConfigError, JobConfig, Keys, common_job_keys
 from ..ingest import Backpressure, Ingest, refused_requests
 from ..metrics import REGISTRY
 from ..model import LABEL_NAME, Labels, Stream, new_stream
@@ -123,6 +123,8 @@ _CW_LABELS = (
     "__aws_cw_matched_filters",
     "__aws_cw_msg_type",
 )
+
+DEFAULT_FIREHOSE_PORT = 3700  # beside the push API's 3500 and Lambda events' 3600
 
 
 class FirehoseError(ValueError):
@@ -599,7 +601,7 @@ def routes(ingest: Ingest) -> list[Route]:
 
 
 def parse_block(k: Keys, job: JobConfig) -> None:
-    common_job_keys(k, job, DEFAULT_PUSH_PORT, incoming_ts_default=False)
+    common_job_keys(k, job, DEFAULT_FIREHOSE_PORT, incoming_ts_default=False)
     key = _option_str(k, "access_key")
     if k.has("access_key_file"):
         if key:
