@@ -78,13 +78,7 @@ class PushDecoder:
         return out
 
     def json(self, raw: bytes) -> Decoded:
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            raise BadRequest(f"invalid JSON: {e}") from None
-        streams = doc.get("streams") if isinstance(doc, dict) else None
-        if not isinstance(streams, list):
-            raise BadRequest('invalid push request: expected an object with a "streams" list')
+        streams = _stream_list(raw)
         out = Decoded()
         for i, s in enumerate(streams):
             try:
@@ -97,13 +91,7 @@ class PushDecoder:
 
     def legacy_json(self, raw: bytes) -> Decoded:
         """/api/prom/push JSON: {"streams":[{"labels":"{..}","entries":[{"ts":RFC3339,"line":..}]}]}."""
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            raise BadRequest(f"invalid JSON: {e}") from None
-        streams = doc.get("streams") if isinstance(doc, dict) else None
-        if not isinstance(streams, list):
-            raise BadRequest('invalid push request: expected an object with a "streams" list')
+        streams = _stream_list(raw)
         out = Decoded()
         for i, s in enumerate(streams):
             try:
@@ -120,6 +108,17 @@ class PushDecoder:
             except (BadRequest, LabelError) as e:
                 out.errors.append(f"stream {i}: {e}")
         return out
+
+
+def _stream_list(raw: bytes) -> list[Any]:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise BadRequest(f"invalid JSON: {e}") from None
+    streams = doc.get("streams") if isinstance(doc, dict) else None
+    if not isinstance(streams, list):
+        raise BadRequest('invalid push request: expected an object with a "streams" list')
+    return streams
 
 
 def _ns(value: Any) -> int:
