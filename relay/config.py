@@ -226,6 +226,9 @@ class LimitsConfig:
     # either, a push is refused with 429 (503 for AWS sources) instead of buffered.
     max_buffered_bytes: int = 256 << 20
     max_buffered_bytes_per_tenant: int = 64 << 20
+    # How long a request waits for room before it is refused. Holding the sender briefly slows
+    # it to the rate Loki takes (as TCP would) instead of making it resend the same bytes.
+    backpressure_wait: float = 2.0
 
 
 @dataclass(slots=True)
@@ -438,6 +441,7 @@ def parse_config(doc: Any, *, sections: dict[str, Callable[[Any, str], Any]] | N
             setattr(cfg.limits, name, _int(lk.get(name, getattr(cfg.limits, name)), lk.at(name), 1))
         for name in ("max_buffered_bytes", "max_buffered_bytes_per_tenant"):
             setattr(cfg.limits, name, parse_size(lk.get(name, getattr(cfg.limits, name)), lk.at(name)))
+        cfg.limits.backpressure_wait = parse_duration(lk.get("backpressure_wait", "2s"), lk.at("backpressure_wait"))
         lk.done()
     for name, parse in sections.items():
         cfg.extra[name] = parse(k.get(name), name)

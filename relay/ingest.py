@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -12,6 +13,7 @@ from .config import JobConfig
 from .model import Stream
 from .pipeline import Outcome, Processor
 from .sink import Fanout
+from .sink.fanout import Ticket
 from .sink.wal import WalFull
 
 log = logging.getLogger("relay.ingest")
@@ -43,6 +45,7 @@ class Ingest:
         self.job = job
         self.processor = processor
         self.sink = sink
+        self.wait = processor.limits.backpressure_wait
         self._m_entries = metrics.received_entries.labels(job.name)
         self._m_bytes = metrics.received_bytes.labels(job.name)
 
@@ -51,29 +54,57 @@ class Ingest:
         refused_entries.labels(self.job.name, reason).inc(entries)
         return Backpressure(f"too much buffered, retry later ({reason})", retry_after)
 
-    async def push(self, streams: Sequence[Stream], tenant: str, receive_ns: int) -> Outcome:
+    async def check(self, tenant: str, size: int = 0) -> Ticket:
+        """Before reading a request: wait (limits_config.backpressure_wait) for room for about
+        `size` bytes and reserve it, or raise Backpressure. Pass the ticket to `push`, and
+        release it when the request ends (push does, too)."""
+        got = await self.sink.room(tenant, size, self.wait)
+        if isinstance(got, str):
+            raise self._refuse(got, 0)
+        return got
+
+    async def push(self, streams: Sequence[Stream], tenant: str, receive_ns: int,
+                   ticket: Ticket | None = None) -> Outcome:
         """Process and queue streams; returns what was accepted and dropped.
 
         Raises Backpressure, having taken nothing, when the relay holds too much
         (limits_config.max_buffered_bytes, max_buffered_bytes_per_tenant) or the WAL is
         full. With the WAL on, returns only once the accepted chunks are in the log.
         """
+        try:
+            return await self._push(streams, tenant, receive_ns, ticket)
+        finally:
+            if ticket is not None:
+                ticket.release()
+
+    async def _push(self, streams: Sequence[Stream], tenant: str, receive_ns: int, ticket: Ticket | None) -> Outcome:
         received = received_bytes = 0
         for s in streams:
             received += len(s.entries.entries)
             received_bytes += s.entries.ByteSize()
         sink = self.sink
-        full = sink.full(tenant)
-        if full:  # before spending any work on the request
-            raise self._refuse(full, received)
+        if ticket is None:
+            full = sink.full(tenant)
+            if full:  # before spending any work on the request
+                raise self._refuse(full, received)
         self._m_entries.inc(received)
         self._m_bytes.inc(received_bytes)
         out = self.processor.process(streams, tenant, receive_ns)
         if out.chunks:
             sizes = {t: sum(c.size for c in chunks) for t, chunks in out.chunks.items()}
-            full = sink.admit(sizes)
+            full = sink.admit(sizes, ticket)
+            if full and ticket is not None:
+                # Admitted before reading but bigger than estimated: the work is done, so wait
+                # for room rather than make the sender do it all again.
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + self.wait
+                while full and loop.time() < deadline:
+                    await sink.freed(deadline - loop.time())
+                    full = sink.admit(sizes, ticket)
             if full:
                 raise self._refuse(full, received)
+            if ticket is not None:
+                ticket.release()  # the request's real size is reserved now
             try:
                 segments = None
                 wal = sink.wal

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -110,3 +111,46 @@ def test_limits_config_keys() -> None:
     assert (default.limits.max_buffered_bytes, default.limits.max_buffered_bytes_per_tenant) == (256 << 20, 64 << 20)
     with pytest.raises(ConfigError, match="limits_config.max_buffered_bytes"):
         parse_config({"limits_config": {"max_buffered_bytes": "lots"}})
+
+
+def _fill_to_limit(relay, p: Pusher, http: httpx.Client, limit: int) -> None:
+    """Push until the next push cannot fit: the check reserves about Content-Length bytes."""
+    shortest = len(encode_push([('{job="faults"}', [(0, f"{p.prefix} req=0 line={i}") for i in range(p.lines)])]))
+    for _ in range(2000):
+        if relay.metric("loki_relay_held_bytes") + shortest > limit:
+            return
+        if p.push_one(http) == 429:
+            return
+    raise AssertionError("the buffer never filled")
+
+
+def test_a_push_waits_for_room_instead_of_being_refused(start_relay, receiver: Receiver) -> None:
+    port = free_port()
+    relay = start_relay(limited(receiver.url, port, max_buffered_bytes="64KiB", backpressure_wait="8s"))
+    receiver.fail(503, count=None)
+    p = Pusher(relay.url(port), "wait")
+    with httpx.Client(timeout=30) as http:
+        _fill_to_limit(relay, p, http, 64 * 1024)
+        refused = relay.metric("loki_relay_backpressure_requests_total")
+        threading.Timer(1.0, receiver.clear_faults).start()  # Loki comes back while the push waits
+        start = time.monotonic()
+        status = p.push_one(http)
+        waited = time.monotonic() - start
+    assert status == 204
+    assert 0.8 < waited < 8
+    wait_lines(receiver, p.acked, 30)
+    assert relay.metric("loki_relay_backpressure_requests_total") == refused
+
+
+def test_no_wait_refuses_at_once(start_relay, receiver: Receiver) -> None:
+    port = free_port()
+    relay = start_relay(limited(receiver.url, port, max_buffered_bytes="64KiB", backpressure_wait="0s"))
+    receiver.fail(503, count=None)
+    p = Pusher(relay.url(port), "nowait")
+    with httpx.Client(timeout=30) as http:
+        _fill_to_limit(relay, p, http, 64 * 1024)
+        start = time.monotonic()
+        assert p.push_one(http) == 429
+        assert time.monotonic() - start < 0.5
+    receiver.clear_faults()
+    wait_lines(receiver, p.acked, 30)

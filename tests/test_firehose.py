@@ -519,18 +519,22 @@ class FakeIngest:
 
     def __init__(self, job: Any) -> None:
         self.job = job
-        self.sink = self  # sink.full(tenant): the cheap check before decoding
         self.full_reason = ""
         self.full_tenants: list[str] = []
         self.refuse = False
         self.pushed: list[tuple[list[Any], str]] = []
         self.errors: list[str] = []
 
-    def full(self, tenant: str) -> str:
-        self.full_tenants.append(tenant)
-        return self.full_reason
+    async def check(self, tenant: str, size: int = 0) -> Any:
+        from relay.ingest import Backpressure
+        from relay.sink.fanout import Ticket
 
-    async def push(self, streams: list[Any], tenant: str, receive_ns: int) -> Any:
+        self.full_tenants.append(tenant)
+        if self.full_reason:
+            raise Backpressure(f"too much buffered, retry later ({self.full_reason})")
+        return Ticket(None, tenant, 0)  # type: ignore[arg-type]
+
+    async def push(self, streams: list[Any], tenant: str, receive_ns: int, ticket: Any = None) -> Any:
         from relay.ingest import Backpressure
         from relay.pipeline import Outcome
 

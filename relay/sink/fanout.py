@@ -30,6 +30,25 @@ held_bytes = Gauge(
 )
 
 
+MAX_WAITERS = 512  # requests waiting for room at once; more are refused at once
+
+
+class Ticket:
+    """Room reserved for one request before it is read; released once the request is done."""
+
+    __slots__ = ("fanout", "tenant", "size")
+
+    def __init__(self, fanout: Fanout, tenant: str, size: int) -> None:
+        self.fanout = fanout
+        self.tenant = tenant
+        self.size = size
+
+    def release(self) -> None:
+        if self.size:
+            self.fanout.unreserve({self.tenant: self.size})
+            self.size = 0
+
+
 class Confirm(Protocol):
     def confirm(self, segment: int) -> None: ...
 
@@ -55,6 +74,8 @@ class Fanout:
         self.reserved = 0  # bytes of requests admitted but waiting for the WAL
         self._reserved: dict[str, int] = {}
         self._tenants: dict[str, _Tenant] = {}
+        self._freed: asyncio.Future[None] | None = None  # resolved when bytes are released
+        self._waiting = 0
         for i, c in enumerate(clients):
             c.on_done = self._settler(i)
             c.durable = wal is not None
@@ -71,33 +92,88 @@ class Fanout:
             return "max_buffered_bytes_per_tenant"
         return ""
 
-    def admit(self, sizes: dict[str, int]) -> str:
+    def _fits(self, tenant: str, size: int) -> str:
+        """Why `size` more bytes for `tenant` would not be taken now, or ""."""
+        held = self.held + self.reserved
+        if held >= self.max_bytes or (held and held + size > self.max_bytes):
+            return "max_buffered_bytes"
+        th = self.tenant_held(tenant)
+        if th >= self.max_bytes_per_tenant or (th and th + size > self.max_bytes_per_tenant):
+            return "max_buffered_bytes_per_tenant"
+        return ""
+
+    async def room(self, tenant: str, size: int, wait: float) -> Ticket | str:
+        """Wait up to `wait` seconds until `size` bytes for `tenant` fit, and reserve them.
+
+        Returns a Ticket holding the reservation, or the limit still hit. Reserving at once
+        (before the request is even read) keeps waiters that wake together from all decoding
+        their requests only to be refused. Few waiters at a time: each holds a connection
+        (and the kernel's buffers), not decoded data.
+        """
+        why = self._fits(tenant, size)
+        if why and wait > 0 and self._waiting < MAX_WAITERS:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + wait
+            while why and loop.time() < deadline:
+                await self.freed(deadline - loop.time())
+                why = self._fits(tenant, size)
+        if why:
+            return why
+        self._reserve(tenant, size)
+        return Ticket(self, tenant, size)
+
+    async def freed(self, timeout: float) -> None:
+        """Return when some held or reserved bytes are released, or after `timeout` seconds."""
+        if self._freed is None or self._freed.done():
+            self._freed = asyncio.get_running_loop().create_future()
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(asyncio.shield(self._freed), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting -= 1
+
+    def _release(self) -> None:
+        if self._freed is not None and not self._freed.done():
+            self._freed.set_result(None)
+
+    def admit(self, sizes: dict[str, int], ticket: Ticket | None = None) -> str:
         """Reserve room for a request's bytes per tenant; "" if admitted, else the limit hit.
 
-        A request is taken when it fits, or when nothing is held (so one request larger
-        than a limit is not refused forever). Release with `unreserve` once added or failed.
+        A request is taken when it fits, or when nothing else is held (so one request larger
+        than a limit is not refused forever); the request's own ticket does not count against
+        it. Release with `unreserve` once added or failed.
         """
+        own = ticket.size if ticket is not None else 0
         total = sum(sizes.values())
-        held = self.held + self.reserved
+        held = self.held + self.reserved - own
         if held and held + total > self.max_bytes:
             return "max_buffered_bytes"
         for tenant, size in sizes.items():
-            th = self.tenant_held(tenant)
+            th = self.tenant_held(tenant) - (own if ticket is not None and ticket.tenant == tenant else 0)
             if th and th + size > self.max_bytes_per_tenant:
                 return "max_buffered_bytes_per_tenant"
-        self.reserved += total
         for tenant, size in sizes.items():
-            self._reserved[tenant] = self._reserved.get(tenant, 0) + size
+            self._reserve(tenant, size)
         return ""
+
+    def _reserve(self, tenant: str, size: int) -> None:
+        if size:
+            self.reserved += size
+            self._reserved[tenant] = self._reserved.get(tenant, 0) + size
 
     def unreserve(self, sizes: dict[str, int]) -> None:
         for tenant, size in sizes.items():
+            if not size:
+                continue
             left = self._reserved[tenant] - size
             if left:
                 self._reserved[tenant] = left
             else:
                 del self._reserved[tenant]
             self.reserved -= size
+        self._release()
 
     def add(self, by_tenant: dict[str, list[Chunk]], segments: dict[str, int] | None = None) -> None:
         """Queue chunks for every client; `segments` names each tenant's WAL record segment."""
@@ -130,6 +206,7 @@ class Fanout:
             self.held -= floor - t.floor
             t.floor = floor
             held_bytes.set(self.held)
+            self._release()
             recs = t.records
             while recs and recs[0][0] <= floor:
                 _, segment = recs.popleft()

@@ -492,6 +492,10 @@ class EventHandler:
         return failed
 
 
+def _unavailable(e: Backpressure) -> Response:
+    return PlainTextResponse(f"{e}\n", 503, headers={"Retry-After": str(max(1, round(e.retry_after)))})
+
+
 def routes(ingest: Ingest) -> list[Route]:
     job = ingest.job
     limit = job.max_message_size
@@ -502,6 +506,10 @@ def routes(ingest: Ingest) -> list[Route]:
         with observe(job.name, "awslambda") as done:
             receive_ns = time.time_ns()
             tenant = request.headers.get("x-scope-orgid", "")
+            try:
+                (await ingest.check(tenant)).release()  # full buffers: refuse before reading S3 or decoding
+            except Backpressure as e:
+                return done(_unavailable(e))
             try:
                 body = decode_content(await read_body(request, limit), request.headers.get("content-encoding", ""), limit)
                 try:
@@ -525,7 +533,7 @@ def routes(ingest: Ingest) -> list[Route]:
                 log.warning("cannot read S3 object: job=%s %s", job.name, e)
                 return done(PlainTextResponse(f"cannot read S3 object {e}\n", 502))
             except Backpressure as e:
-                return done(PlainTextResponse(f"{e}\n", 503, headers={"Retry-After": str(max(1, round(e.retry_after)))}))
+                return done(_unavailable(e))
             return done(JSONResponse(summary.json()))
 
     return [Route(PATH, push, methods=["POST"])]

@@ -84,7 +84,8 @@ from starlette.routing import Route
 
 from .. import relabel
 from ..config import ConfigError, JobConfig, Keys, common_job_keys
-from ..ingest import Backpressure, Ingest, refused_requests
+from ..ingest import Backpressure, Ingest
+from ..sink.fanout import Ticket
 from ..metrics import REGISTRY
 from ..model import LABEL_NAME, Labels, Stream, new_stream
 from .cloudwatch import GZIP_MAGIC, CloudWatchPayload, PayloadError, gunzip
@@ -487,31 +488,23 @@ def routes(ingest: Ingest) -> list[Route]:
     m_duplicates = duplicate_requests.labels(job.name)
     m_attributes = invalid_attributes.labels(job.name)
 
-    def _full(headers: Mapping[str, str]) -> str:
-        """Why the relay cannot take this request now (its buffers are full), checked before decoding.
+    async def _room(headers: Mapping[str, str]) -> Ticket | str:
+        """Wait briefly for buffer room before the body is read or decoded; the limit still hit, or "".
 
         Decoding a 500-record delivery costs tens of milliseconds: under backpressure, refuse
-        first. The request's size is estimated by its Content-Length (its entries encode to
-        about as many bytes), so a request that would not fit is refused before it is decoded,
-        not after, as Ingest.push would (its admission check needs the decoded size).
+        first. Content-Length stands for the request's size (its entries encode to about as
+        many bytes).
         """
-        sink = getattr(ingest, "sink", None)
-        if sink is None or not hasattr(sink, "full"):
-            return ""
         _, attr_tenant, _ = _common_attributes(headers.get(COMMON_ATTRIBUTES_HEADER, ""))
         tenant = attr_tenant or headers.get(TENANT_HEADER) or ""
-        reason: str = sink.full(tenant)
         length = headers.get("content-length", "")
-        if not reason and length.isdigit() and hasattr(sink, "admit") and hasattr(sink, "unreserve"):
-            estimate = {tenant: int(length)}
-            reason = sink.admit(estimate)
-            if not reason:
-                sink.unreserve(estimate)
-        if reason:
-            refused_requests.labels(job.name, reason).inc()
-        return reason
+        try:
+            return await ingest.check(tenant, int(length) if length.isdigit() else 0)
+        except Backpressure as e:
+            return str(e)
 
-    async def handle(batch: FirehoseBatch, receive_ns: int) -> tuple[int, str | None, bool, dict[str, str] | None]:
+    async def handle(batch: FirehoseBatch, receive_ns: int,
+                     ticket: Ticket) -> tuple[int, str | None, bool, dict[str, str] | None]:
         """Ingest a decoded batch: status, error, whether a retry must get the same answer, headers."""
         rid = batch.request_id
         m_records.inc(batch.records)
@@ -537,7 +530,7 @@ def routes(ingest: Ingest) -> list[Route]:
                 # Any hashable works as Processor's cache key; these tuples never equal a str key.
                 stream.key = tuple(kv for kv in stream.labels.items() if kv[0] != REQUEST_ID_LABEL)  # type: ignore[assignment]
         try:
-            outcome = await ingest.push(batch.streams, tenant, receive_ns)
+            outcome = await ingest.push(batch.streams, tenant, receive_ns, ticket)
         except Backpressure as e:
             return 503, str(e) or "the relay cannot take more now", False, {"Retry-After": str(max(1, round(e.retry_after)))}
         if outcome.errors:
@@ -555,6 +548,7 @@ def routes(ingest: Ingest) -> list[Route]:
             if not check_access_key(access_key, headers.get(ACCESS_KEY_HEADER)):
                 return done(answer(401, rid, "access key missing or incorrect"))
             claimed = ""
+            ticket: Ticket | None = None
             try:
                 # Cheap answers first, before the body is even read: a retry already answered,
                 # then full buffers (Firehose retries; decoding first would only add load).
@@ -564,9 +558,10 @@ def routes(ingest: Ingest) -> list[Route]:
                         m_duplicates.inc()
                         return done(answer(seen[0], rid, seen[1]))
                     claimed = rid
-                refused = _full(headers)
-                if refused:
-                    return done(answer(503, rid, f"too much buffered, retry later ({refused})", {"Retry-After": "1"}))
+                got = await _room(headers)
+                if isinstance(got, str):
+                    return done(answer(503, rid, got, {"Retry-After": "1"}))
+                ticket = got
                 try:
                     body = await read_body(request, limit)
                 except BodyTooLarge as e:
@@ -588,12 +583,14 @@ def routes(ingest: Ingest) -> list[Route]:
                         m_duplicates.inc()
                         return done(answer(seen[0], batch.request_id, seen[1]))
                     claimed = batch.request_id
-                status, error, remember, extra = await handle(batch, receive_ns)
+                status, error, remember, extra = await handle(batch, receive_ns, ticket)
                 if remember and claimed:
                     recent.release(claimed, (status, error))
                     claimed = ""
                 return done(answer(status, batch.request_id, error, extra))
             finally:
+                if ticket is not None:
+                    ticket.release()
                 if claimed:
                     recent.release(claimed, None)
 

@@ -184,36 +184,59 @@ def raw_lines(body: bytes, receive_ns: int) -> Stream:
     return new_stream({}, ((receive_ns + i, ln[:-1] if ln.endswith("\r") else ln) for i, ln in enumerate(lines)))
 
 
+def _length(request: Request) -> int:
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isdigit() else 0
+
+
+def _too_many(e: Backpressure) -> Response:
+    return PlainTextResponse(f"{e}\n", 429, headers={"Retry-After": str(max(1, round(e.retry_after)))})
+
+
 def routes(ingest: Ingest) -> list[Route]:
     job = ingest.job
     limit = job.max_message_size
     decoder = PushDecoder()
 
-    async def push(request: Request) -> Response:
-        with observe(job.name, "push") as done:
+    def decode(request: Request, body: bytes) -> Decoded:
+        ctype = request.headers.get("content-type", "")
+        if not ctype.strip():
+            raise BadRequest("missing Content-Type header")
+        body = decode_content(body, request.headers.get("content-encoding", ""), limit)
+        media = ctype.split(";", 1)[0].strip().lower()
+        if media == "application/json":
+            return decoder.legacy_json(body) if request.url.path.startswith("/api/prom/") else decoder.json(body)
+        return decoder.protobuf(body, limit)
+
+    def decode_raw(request: Request, body: bytes, receive_ns: int) -> Decoded:
+        body = decode_content(body, request.headers.get("content-encoding", ""), limit)
+        return Decoded(streams=[raw_lines(body, receive_ns)])
+
+    async def handle(request: Request, route: str, raw: bool) -> Response:
+        with observe(job.name, route) as done:
             receive_ns = time.time_ns()
-            ctype = request.headers.get("content-type", "")
+            tenant = request.headers.get("x-scope-orgid", "")
             try:
-                body = await read_body(request, limit)
-                if not ctype.strip():
-                    raise BadRequest("missing Content-Type header")
-                body = decode_content(body, request.headers.get("content-encoding", ""), limit)
-                media = ctype.split(";", 1)[0].strip().lower()
-                if media == "application/json":
-                    legacy = request.url.path.startswith("/api/prom/")
-                    decoded = decoder.legacy_json(body) if legacy else decoder.json(body)
-                else:
-                    decoded = decoder.protobuf(body, limit)
-            except BodyTooLarge as e:
-                return done(PlainTextResponse(str(e) + "\n", 413))
-            except BadRequest as e:
-                return done(PlainTextResponse(str(e) + "\n", 400))
-            if decoded.invalid_entries:
-                ingest.count_invalid(decoded.invalid_entries, decoded.invalid_bytes)
-            try:
-                outcome = await ingest.push(decoded.streams, request.headers.get("x-scope-orgid", ""), receive_ns)
+                # Wait for room (and reserve it) before reading: a refused request costs nothing.
+                ticket = await ingest.check(tenant, _length(request))
             except Backpressure as e:
-                return done(PlainTextResponse(f"{e}\n", 429, headers={"Retry-After": str(max(1, round(e.retry_after)))}))
+                return done(_too_many(e))
+            try:
+                try:
+                    body = await read_body(request, limit)
+                    decoded = decode_raw(request, body, receive_ns) if raw else decode(request, body)
+                except BodyTooLarge as e:
+                    return done(PlainTextResponse(f"{e}\n", 413))
+                except BadRequest as e:
+                    return done(PlainTextResponse(f"{e}\n", 400))
+                if decoded.invalid_entries:
+                    ingest.count_invalid(decoded.invalid_entries, decoded.invalid_bytes)
+                try:
+                    outcome = await ingest.push(decoded.streams, tenant, receive_ns, ticket)
+                except Backpressure as e:
+                    return done(_too_many(e))
+            finally:
+                ticket.release()
             errors = decoded.errors + outcome.errors
             if errors:
                 # As Loki: the valid streams were taken; the sender learns what was refused.
@@ -221,22 +244,11 @@ def routes(ingest: Ingest) -> list[Route]:
                 return done(PlainTextResponse("\n".join(errors[:10]) + more + "\n", 400))
             return done(Response(status_code=204))
 
+    async def push(request: Request) -> Response:
+        return await handle(request, "push", raw=False)
+
     async def raw(request: Request) -> Response:
-        with observe(job.name, "raw") as done:
-            receive_ns = time.time_ns()
-            try:
-                body = decode_content(await read_body(request, limit), request.headers.get("content-encoding", ""), limit)
-            except BodyTooLarge as e:
-                return done(PlainTextResponse(str(e) + "\n", 413))
-            except BadRequest as e:
-                return done(PlainTextResponse(str(e) + "\n", 400))
-            try:
-                outcome = await ingest.push([raw_lines(body, receive_ns)], request.headers.get("x-scope-orgid", ""), receive_ns)
-            except Backpressure as e:
-                return done(PlainTextResponse(f"{e}\n", 429, headers={"Retry-After": str(max(1, round(e.retry_after)))}))
-            if outcome.errors:
-                return done(PlainTextResponse("\n".join(outcome.errors[:10]) + "\n", 400))
-            return done(Response(status_code=204))
+        return await handle(request, "raw", raw=True)
 
     return [
         Route("/loki/api/v1/push", push, methods=["POST"]),
