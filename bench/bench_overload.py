@@ -108,6 +108,7 @@ def main() -> int:
     ap.add_argument("--calibrate", type=float, default=15)
     ap.add_argument("--factor", type=float, default=2.0)
     ap.add_argument("--limit", default="64MiB", help="limits_config.max_buffered_bytes")
+    ap.add_argument("--wait", default="2s", help="limits_config.backpressure_wait (0s: refuse at once)")
     ap.add_argument("--delay", type=float, default=0.05, help="receiver delay per push (throttles Loki)")
     ap.add_argument("--batchsize", default="256KiB")
     ap.add_argument("--wal", action="store_true")
@@ -122,7 +123,8 @@ def main() -> int:
                      "backoff_config": {"min_period": "100ms", "max_period": "1s", "max_retries": 100}}],
         "scrape_configs": [{"job_name": "push", "loki_push_api": {
             "server": {"http_listen_address": "127.0.0.1", "http_listen_port": port}}}],
-        "limits_config": {"max_buffered_bytes": a.limit, "max_buffered_bytes_per_tenant": a.limit},
+        "limits_config": {"max_buffered_bytes": a.limit, "max_buffered_bytes_per_tenant": a.limit,
+                          "backpressure_wait": a.wait},
     }
     if a.wal:
         cfg["wal"] = {"enabled": True, "dir": str(tmp / "wal"), "max_size": "1GiB"}
@@ -209,7 +211,7 @@ def main() -> int:
         print(f"delivered: {len(got):,} entries; acknowledged requests missing at the receiver: {len(missing)}; "
               f"drain after load: {drained:.1f} s")
         print(f"relay RSS: start {base_rss / 1024:.0f} MiB, peak during overload {peak[0] / 1024:.0f} MiB, "
-              f"VmHWM {hwm / 1024:.0f} MiB, max_buffered_bytes {a.limit}{' (WAL on)' if a.wal else ''}")
+              f"VmHWM {hwm / 1024:.0f} MiB, max_buffered_bytes {a.limit}, backpressure_wait {a.wait}{' (WAL on)' if a.wal else ''}")
         return 1 if missing else 0
     finally:
         relay.terminate()

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     # collect less often, since the hot path allocates many short-lived, acyclic objects.
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(50_000, 10, 10)
 
     async def run() -> int:
         relay = Relay(cfg, dry_run_transport() if flags.on("dry-run") else None)

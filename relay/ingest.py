@@ -78,18 +78,16 @@ class Ingest:
                 ticket.release()
 
     async def _push(self, streams: Sequence[Stream], tenant: str, receive_ns: int, ticket: Ticket | None) -> Outcome:
-        received = received_bytes = 0
-        for s in streams:
-            received += len(s.entries.entries)
-            received_bytes += s.entries.ByteSize()
         sink = self.sink
         if ticket is None:
             full = sink.full(tenant)
             if full:  # before spending any work on the request
-                raise self._refuse(full, received)
-        self._m_entries.inc(received)
-        self._m_bytes.inc(received_bytes)
+                raise self._refuse(full, sum(len(s.entries.entries) for s in streams))
         out = self.processor.process(streams, tenant, receive_ns)
+        # Counted from what processing saw anyway: no second pass over the streams.
+        received = out.entries + sum(out.dropped.values())
+        self._m_entries.inc(received)
+        self._m_bytes.inc(out.size + sum(out.dropped_bytes.values()))
         if out.chunks:
             sizes = {t: sum(c.size for c in chunks) for t, chunks in out.chunks.items()}
             full = sink.admit(sizes, ticket)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import zlib
 
 import snappy
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 
 class BodyTooLarge(Exception):
@@ -14,6 +14,10 @@ class BodyTooLarge(Exception):
 
 class BadRequest(ValueError):
     """Malformed input (answer 400 with this message)."""
+
+
+class ClientGone(BadRequest):
+    """The sender hung up before its body arrived (nothing to answer; counted as 499)."""
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -26,11 +30,14 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BadRequest(f"invalid Content-Length {length!r}") from None
     parts: list[bytes] = []
     size = 0
-    async for part in request.stream():
-        size += len(part)
-        if size > limit:
-            raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
-        parts.append(part)
+    try:
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+            parts.append(part)
+    except ClientDisconnect:
+        raise ClientGone("client disconnected before sending the whole body") from None
     return b"".join(parts)
 
 

@@ -23,7 +23,7 @@ from ..config import DEFAULT_PUSH_PORT, JobConfig, Keys, common_job_keys
 from ..ingest import Backpressure, Ingest
 from ..model import LabelError, Labels, Stream, new_stream, parse_labels
 from ..proto import PushRequest, StreamAdapter
-from .http import BadRequest, BodyTooLarge, decode_content, read_body, snappy_block
+from .http import BadRequest, BodyTooLarge, ClientGone, decode_content, read_body, snappy_block
 from .listener import observe
 from .registry import SourceKind, register
 
@@ -227,6 +227,8 @@ def routes(ingest: Ingest) -> list[Route]:
                     decoded = decode_raw(request, body, receive_ns) if raw else decode(request, body)
                 except BodyTooLarge as e:
                     return done(PlainTextResponse(f"{e}\n", 413))
+                except ClientGone as e:
+                    return done(PlainTextResponse(f"{e}\n", 499))  # nginx's "client closed request"
                 except BadRequest as e:
                     return done(PlainTextResponse(f"{e}\n", 400))
                 if decoded.invalid_entries:
