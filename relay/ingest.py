@@ -10,7 +10,7 @@ from prometheus_client import Counter
 
 from . import metrics
 from .config import JobConfig
-from .model import Stream
+from .model import CHUNK_SIZE, Stream
 from .pipeline import Outcome, Processor
 from .sink import Fanout
 from .sink.fanout import Ticket
@@ -89,7 +89,7 @@ class Ingest:
         self._m_entries.inc(received)
         self._m_bytes.inc(out.size + sum(out.dropped_bytes.values()))
         if out.chunks:
-            sizes = {t: sum(c.size for c in chunks) for t, chunks in out.chunks.items()}
+            sizes = {t: sum(map(CHUNK_SIZE, chunks)) for t, chunks in out.chunks.items()}
             full = sink.admit(sizes, ticket)
             if full and ticket is not None:
                 # Admitted before reading but bigger than estimated: the work is done, so wait

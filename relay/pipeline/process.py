@@ -8,6 +8,7 @@ cached, so a request pays for rules once per distinct label set, not per entry.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -86,46 +87,60 @@ class Processor:
 
     def process(self, streams: Sequence[Stream], tenant: str, receive_ns: int) -> Outcome:
         out = Outcome()
+        by_tenant = out.chunks
         cache = self._cache
+        resolve = self.resolve
+        rewrite_ts = not self.incoming_ts
+        line_limit = self.line_limit
         stamp = receive_ns
+        entries = size = 0
         for stream in streams:
-            key: Hashable = stream.key if stream.key is not None else tuple(stream.labels.items())
+            key: Hashable = stream.key
+            if key is None:
+                key = tuple(stream.labels.items())
             res = cache.get(key)
             if res is None:
                 if len(cache) >= CACHE_SIZE:
                     cache.clear()
-                res = cache[key] = self.resolve(stream.labels)
+                res = cache[key] = resolve(stream.labels)
             msg = stream.entries
             n = len(msg.entries)
             if n == 0:
                 continue
-            if res.labels is None:
+            labels = res.labels
+            if labels is None:
                 out.dropped[res.reason] += n
                 out.dropped_bytes[res.reason] += msg.ByteSize()
                 if res.error:
                     out.errors.append(res.error)
                 continue
-            if not self.incoming_ts:
+            if rewrite_ts:
                 # Receive time, one nanosecond apart so equal lines are not merged by Loki's dedup.
                 for e in msg.entries:
                     ts = e.timestamp
                     ts.seconds, ts.nanos = divmod(stamp, 1_000_000_000)
                     stamp += 1
-            if self.line_limit is not None:
-                self.line_limit.apply(msg, out)
+            if line_limit is not None:
+                line_limit.apply(msg, out)
                 n = len(msg.entries)
                 if n == 0:
                     continue
             msg.ClearField("labels")
             msg.ClearField("hash")
             data = msg.SerializeToString()
-            chunk = Chunk(res.labels, data, n, len(data))
+            chunk = _chunk((labels, data, n, len(data)))
             t = res.tenant or tenant
-            bucket = out.chunks.get(t)
+            bucket = by_tenant.get(t)
             if bucket is None:
-                out.chunks[t] = [chunk]
+                by_tenant[t] = [chunk]
             else:
                 bucket.append(chunk)
-            out.entries += n
-            out.size += chunk.size
+            entries += n
+            size += chunk[3]
+        out.entries = entries
+        out.size = size
         return out
+
+
+# Chunk((labels, data, count, size)) without NamedTuple's own __new__, a Python-level call per stream.
+_chunk = functools.partial(tuple.__new__, Chunk)

@@ -42,10 +42,16 @@ class LabelEncoder:
 def encode_push(chunks: list[Chunk], labels: LabelEncoder) -> bytes:
     """An uncompressed PushRequest holding every chunk as its own stream."""
     parts: list[bytes] = []
+    field = labels.field
     for c in chunks:
-        lf = labels.field(c.labels)
-        parts += (STREAMS_FIELD, varint(len(lf) + c.size), lf, c.data)
+        lf = field(c.labels)
+        n = len(lf) + c.size
+        parts += (STREAMS_FIELD, _VARINTS[n] if n < _SMALL else varint(n), lf, c.data)
     return b"".join(parts)
+
+
+_SMALL = 1 << 14
+_VARINTS = [varint(n) for n in range(_SMALL)]  # the length prefixes of most streams, ready made
 
 
 def compress(raw: bytes) -> bytes:
@@ -63,18 +69,23 @@ class Pending:
         self.bytes = 0
         self.first_at = 0.0  # monotonic time the oldest waiting chunk arrived
 
-    def add(self, chunk: Chunk, now: float) -> None:
+    def extend(self, chunks: list[Chunk], entries: int, size: int, now: float) -> None:
         if not self.chunks:
             self.first_at = now
-        self.chunks.append(chunk)
-        self.entries += chunk.count
-        self.bytes += chunk.size
+        self.chunks.extend(chunks)
+        self.entries += entries
+        self.bytes += size
 
     def take(self, max_bytes: int) -> list[Chunk]:
         """Up to max_bytes of chunks from the front (always at least one)."""
+        q = self.chunks
+        if self.bytes <= max_bytes:  # all of it: no per-chunk work
+            out = list(q)
+            q.clear()
+            self.entries = self.bytes = 0
+            return out
         out: list[Chunk] = []
         size = 0
-        q = self.chunks
         while q and (not out or size + q[0].size <= max_bytes):
             c = q.popleft()
             out.append(c)

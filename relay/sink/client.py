@@ -29,7 +29,7 @@ import httpx
 
 from .. import __version__, metrics
 from ..config import ClientConfig
-from ..model import Chunk
+from ..model import CHUNK_COUNT, CHUNK_SIZE, Chunk
 from ..proto import PushRequest
 from .batch import LabelEncoder, Pending, compress, encode_push
 
@@ -160,7 +160,7 @@ class LokiClient:
 
     # -- the queue side -----------------------------------------------------------------
 
-    def add(self, tenant: str, chunks: list[Chunk]) -> None:
+    def add(self, tenant: str, chunks: list[Chunk], size: int | None = None) -> None:
         """Queue chunks for a tenant ("" = the client's tenant_id). Never blocks.
 
         Queues are keyed by the tenant as given (so `on_done` reports it back as given);
@@ -171,13 +171,11 @@ class LokiClient:
             q = self._queues[tenant] = Pending()
             self._wake[tenant] = asyncio.Event()
             self._tasks[tenant] = asyncio.get_running_loop().create_task(self._run(tenant), name=f"send {self.name} {tenant}")
-        now = time.monotonic()
         was_empty = not q.chunks
-        entries = size = 0
-        for c in chunks:
-            q.add(c, now)
-            entries += c.count
-            size += c.size
+        entries = sum(map(CHUNK_COUNT, chunks))
+        if size is None:
+            size = sum(map(CHUNK_SIZE, chunks))
+        q.extend(chunks, entries, size, time.monotonic())
         self.buffered_entries += entries
         self.buffered_bytes += size
         self._m_buf_entries.inc(entries)
@@ -211,8 +209,8 @@ class LokiClient:
                 except TimeoutError:
                     break
             batch = q.take(cfg.batchsize)
-            entries = sum(c.count for c in batch)
-            size = sum(c.size for c in batch)
+            entries = sum(map(CHUNK_COUNT, batch))
+            size = sum(map(CHUNK_SIZE, batch))
             settled = False
             try:
                 settled = await self._send(tenant, batch)
@@ -237,8 +235,8 @@ class LokiClient:
         replayed on the next start; without one it is counted as dropped (reason shutdown).
         """
         cfg = self.cfg
-        entries = sum(c.count for c in batch)
-        size = sum(c.size for c in batch)
+        entries = sum(map(CHUNK_COUNT, batch))
+        size = sum(map(CHUNK_SIZE, batch))
         body = compress(encode_push(batch, self.labels))
         attempt = 0
         while True:

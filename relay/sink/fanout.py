@@ -19,7 +19,7 @@ from typing import Protocol
 from prometheus_client import Gauge
 
 from .. import metrics
-from ..model import Chunk
+from ..model import CHUNK_SIZE, Chunk
 from .client import LokiClient
 
 held_bytes = Gauge(
@@ -185,15 +185,13 @@ class Fanout:
             t = self._tenants.get(tenant)
             if t is None:
                 t = self._tenants[tenant] = _Tenant(len(self.clients))
-            size = 0
-            for c in chunks:
-                size += c.size
+            size = sum(map(CHUNK_SIZE, chunks))
             t.accepted += size
             self.held += size
             if segments is not None:
                 t.records.append((t.accepted, segments[tenant]))
             for client in self.clients:
-                client.add(tenant, chunks)
+                client.add(tenant, chunks, size)
         held_bytes.set(self.held)
 
     def _settler(self, i: int):  # noqa: ANN202

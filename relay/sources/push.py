@@ -65,8 +65,14 @@ class PushDecoder:
         except DecodeError as e:
             raise BadRequest(f"invalid protobuf PushRequest: {e}") from None
         out = Decoded()
+        cached = self._labels.get
+        append = out.streams.append
         for s in req.streams:
             text = s.labels
+            labels = cached(text)
+            if labels.__class__ is dict:  # the usual case, without a call
+                append(Stream(labels, s, text))  # type: ignore[arg-type]
+                continue
             try:
                 labels = self.labels(text)
             except LabelError as e:
