@@ -46,10 +46,10 @@ INGESTER_ERROR = "ingester_error"
 SHUTDOWN = "shutdown"
 
 
-# httpx leaves each request's objects, its body among them, in reference cycles. With the
-# relay's lazy collection thresholds (see cli.py) they would pile up between full collections,
-# hundreds of MB at a high rate; a full collection every GC_EVERY bytes sent bounds that.
-GC_EVERY = 32 << 20
+# httpx leaves each request's objects in reference cycles (send() breaks the one that holds the
+# body). With the relay's lazy collection thresholds (see cli.py) what is left would pile up
+# between full collections; a full collection every GC_EVERY bytes sent bounds that.
+GC_EVERY = 256 << 20
 _sent_since_gc = 0
 
 
@@ -154,7 +154,11 @@ class LokiClient:
             except httpx.HTTPError as e:
                 return SendResult(0, error=f"{type(e).__name__}: {e}")
             text = "" if r.status_code < 300 else r.text[:512]
-            return SendResult(r.status_code, _retry_after(r.headers.get("Retry-After")), text)
+            result = SendResult(r.status_code, _retry_after(r.headers.get("Retry-After")), text)
+            # The read response and its stream refer to each other, and through the request to the
+            # body: break that cycle so the body is freed now, not at the next full collection.
+            r.stream = None  # type: ignore[assignment]
+            return result
 
         return send
 
