@@ -333,6 +333,22 @@ def test_print_config_stderr_masks_secrets(tmp_path: Path) -> None:
     assert printed["server"]["http_listen_port"] == 9080
 
 
+def test_print_config_masks_url_passwords_header_values_and_aws_keys(tmp_path: Path) -> None:
+    doc = valid_doc()
+    doc["clients"] = [{"url": "http://carol:url-secret-111@loki:3100/loki/api/v1/push",
+                       "headers": {"X-Api-Token": "hdr-secret-222"}}]
+    doc["scrape_configs"].append({"job_name": "aws", "aws_lambda": {
+        "server": {"http_listen_port": free_port()},
+        "s3": {"access_key_id": "AKIDEXAMPLE", "secret_access_key": "sak-secret-333", "session_token": "st-secret-444"}}})
+    r = run_cli("-check-syntax", "-print-config-stderr", f"-config.file={write(tmp_path, doc)}")
+    assert r.returncode == 0, r.stderr
+    for secret in ("url-secret-111", "hdr-secret-222", "sak-secret-333", "st-secret-444"):
+        assert secret not in r.stderr + r.stdout
+    printed = yaml.safe_load(r.stderr[r.stderr.index("server:"):])
+    assert printed["clients"][0]["url"] == "http://carol:<secret>@loki:3100/loki/api/v1/push"
+    assert printed["clients"][0]["headers"] == {"X-Api-Token": "<secret>"}
+
+
 # ---- -log.level --------------------------------------------------------------------------------
 
 
