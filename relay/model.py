@@ -9,6 +9,7 @@ the entries already encoded as protobuf, so sinks only concatenate bytes.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
@@ -56,11 +57,28 @@ class LabelError(ValueError):
 
 
 def new_stream(labels: Labels, entries: Iterable[tuple[int, str]], key: str | None = None) -> Stream:
-    """Build a stream from (unix nanoseconds, line) pairs; the dict form is filled in C by upb."""
-    msg = StreamAdapter(
-        entries=[{"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": line} for ts, line in entries]
-    )
+    """Build a stream from (unix nanoseconds, line) pairs; the dict form is filled in C by upb.
+
+    A timestamp outside int64 nanoseconds (a hostile or broken event) becomes the current time
+    rather than failing the whole request.
+    """
+    pairs = entries if isinstance(entries, list) else list(entries)
+    try:
+        msg = StreamAdapter(
+            entries=[{"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": line}
+                     for ts, line in pairs]
+        )
+    except ValueError:
+        now = time.time_ns()
+        msg = StreamAdapter(entries=[_entry(ts if 0 <= ts < _INT64 else now, line) for ts, line in pairs])
     return Stream(labels, msg, key)
+
+
+_INT64 = 1 << 63
+
+
+def _entry(ts: int, line: str) -> dict[str, Any]:
+    return {"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": line}
 
 
 def format_labels(labels: Mapping[str, str]) -> str:

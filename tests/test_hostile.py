@@ -278,3 +278,38 @@ def test_http_fuzz_never_5xx(relay_1mb) -> None:
     assert relay.proc.poll() is None
     assert httpx.get(f"http://127.0.0.1:{relay.server_port}/ready").status_code == 200
     assert len(statuses) >= 2
+
+
+# ---- findings of the atheris run (fuzz/fuzz_decoders.py), kept as regression tests -----------------
+
+
+def test_json_timestamp_beyond_int64_is_an_invalid_stream_not_a_crash() -> None:
+    body = orjson.dumps({"streams": [
+        {"stream": {"job": "ok"}, "values": [["1700000000000000000", "kept"]]},
+        {"stream": {"job": "bad"}, "values": [["1" + "4" * 60, "refused"]]},
+    ]})
+    out = PushDecoder().json(body)
+    assert [s.labels for s in out.streams] == [{"job": "ok"}]
+    assert len(out.errors) == 1 and "out of range" in out.errors[0]
+
+
+def test_lambda_event_with_non_ascii_base64_is_an_event_error() -> None:
+    from relay.sources.lambda_events import EventError, parse_event
+
+    with pytest.raises(EventError, match="not base64"):
+        parse_event({"awslogs": {"data": "é" * 8}}, receive_ns=time.time_ns())
+
+
+def test_aws_timestamp_beyond_int64_falls_back_to_now() -> None:
+    from relay.sources.lambda_events import parse_event
+
+    before = time.time_ns()
+    event = {"Records": [{"messageId": "m1", "eventSource": "aws:sqs", "body": "plain text",
+                          "attributes": {"SentTimestamp": "9" * 30},
+                          "eventSourceARN": "arn:aws:sqs:us-east-1:1:q"}]}
+    parsed = parse_event(event, receive_ns=before)
+    (item,) = parsed.items
+    (stream,) = item.streams
+    (entry,) = stream.entries.entries
+    assert entry.line == "plain text"
+    assert entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos >= before

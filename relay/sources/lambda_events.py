@@ -193,7 +193,10 @@ def _str(value: Any, what: str) -> str:
 
 
 def _b64(text: str) -> bytes:
-    return binascii.a2b_base64(text, strict_mode=True)
+    try:
+        return binascii.a2b_base64(text, strict_mode=True)
+    except ValueError as e:  # non-ASCII text raises a plain ValueError, not binascii.Error
+        raise binascii.Error(str(e)) from None
 
 
 def _text(data: bytes) -> str:

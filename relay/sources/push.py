@@ -155,8 +155,8 @@ def _json_stream(s: Any) -> Stream:
         if not isinstance(v, list) or not 2 <= len(v) <= 3 or not isinstance(v[1], str):
             raise BadRequest('each value must be ["<unix ns>", "<line>"] or ["<unix ns>", "<line>", {metadata}]')
         ts = _ns(v[0])
-        if ts < 0:
-            raise BadRequest(f"invalid timestamp {ts}: negative")
+        if not 0 <= ts < 1 << 63:  # Loki parses an int64
+            raise BadRequest(f"invalid timestamp {str(ts)[:40]}: out of range")
         entry: dict[str, Any] = {"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": v[1]}
         if len(v) == 3:
             md = v[2]
