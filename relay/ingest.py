@@ -39,6 +39,11 @@ class Backpressure(Exception):
         super().__init__(reason)
         self.retry_after = retry_after
 
+    @property
+    def retry_after_header(self) -> str:
+        """Retry-After in whole seconds, at least 1."""
+        return str(max(1, round(self.retry_after)))
+
 
 class Ingest:
     def __init__(self, job: JobConfig, processor: Processor, sink: Fanout) -> None:

@@ -188,10 +188,6 @@ class LokiClient:
         if was_empty or q.bytes >= self.cfg.batchsize:
             self._wake[tenant].set()
 
-    def tenant_bytes(self, tenant: str) -> int:
-        q = self._queues.get(tenant)
-        return q.bytes if q else 0
-
     async def _run(self, key: str) -> None:
         q, wake, cfg = self._queues[key], self._wake[key], self.cfg
         tenant = key or cfg.tenant_id

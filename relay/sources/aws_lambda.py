@@ -493,7 +493,7 @@ class EventHandler:
 
 
 def _unavailable(e: Backpressure) -> Response:
-    return PlainTextResponse(f"{e}\n", 503, headers={"Retry-After": str(max(1, round(e.retry_after)))})
+    return PlainTextResponse(f"{e}\n", 503, headers={"Retry-After": e.retry_after_header})
 
 
 def routes(ingest: Ingest) -> list[Route]:

@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from .http import decompress_bounded
+
 GZIP_MAGIC = b"\x1f\x8b"
 
 
@@ -34,17 +36,13 @@ class CloudWatchPayload:
 
 
 def gunzip(data: bytes, limit: int) -> bytes:
-    """Decompress gzip, refusing output larger than `limit` bytes (no decompression bombs)."""
-    d = zlib.decompressobj(wbits=31)
+    """Decompress gzip, refusing output larger than `limit` bytes (OverflowError)."""
     try:
-        out = d.decompress(data, limit + 1)
+        return decompress_bounded(data, 31, limit)
     except zlib.error as e:
         raise PayloadError(f"bad gzip data: {e}") from None
-    if len(out) > limit:
-        raise OverflowError(f"decompressed size exceeds {limit} bytes")
-    if not d.eof:
-        raise PayloadError("truncated gzip data")
-    return out
+    except EOFError:
+        raise PayloadError("truncated gzip data") from None
 
 
 def parse(data: bytes, limit: int = 100 << 20) -> CloudWatchPayload:

@@ -532,7 +532,7 @@ def routes(ingest: Ingest) -> list[Route]:
         try:
             outcome = await ingest.push(batch.streams, tenant, receive_ns, ticket)
         except Backpressure as e:
-            return 503, str(e) or "the relay cannot take more now", False, {"Retry-After": str(max(1, round(e.retry_after)))}
+            return 503, str(e) or "the relay cannot take more now", False, {"Retry-After": e.retry_after_header}
         if outcome.errors:
             # The valid streams were taken: a retry must not take them again, and the sender
             # learns what was refused (Firehose then backs the batch up to S3 if configured).

@@ -41,17 +41,29 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def inflate(data: bytes, wbits: int, limit: int, what: str) -> bytes:
+def decompress_bounded(data: bytes, wbits: int, limit: int) -> bytes:
+    """zlib/gzip/raw deflate, never producing more than `limit` bytes (no decompression bombs).
+
+    Raises zlib.error for corrupt data, OverflowError over the limit, EOFError when truncated.
+    """
     d = zlib.decompressobj(wbits=wbits)
+    out = d.decompress(data, limit + 1)
+    if len(out) > limit or d.unconsumed_tail:
+        raise OverflowError(f"decompressed size exceeds {limit} bytes")
+    if not d.eof:
+        raise EOFError("truncated data")
+    return out
+
+
+def inflate(data: bytes, wbits: int, limit: int, what: str) -> bytes:
     try:
-        out = d.decompress(data, limit + 1)
+        return decompress_bounded(data, wbits, limit)
     except zlib.error as e:
         raise BadRequest(f"invalid {what} data: {e}") from None
-    if len(out) > limit or d.unconsumed_tail:
-        raise BodyTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
-    if not d.eof:
-        raise BadRequest(f"truncated {what} data")
-    return out
+    except OverflowError:
+        raise BodyTooLarge(f"decompressed body exceeds the limit of {limit} bytes") from None
+    except EOFError:
+        raise BadRequest(f"truncated {what} data") from None
 
 
 def decode_content(body: bytes, encoding: str, limit: int) -> bytes:

@@ -196,7 +196,7 @@ def _length(request: Request) -> int:
 
 
 def _too_many(e: Backpressure) -> Response:
-    return PlainTextResponse(f"{e}\n", 429, headers={"Retry-After": str(max(1, round(e.retry_after)))})
+    return PlainTextResponse(f"{e}\n", 429, headers={"Retry-After": e.retry_after_header})
 
 
 def routes(ingest: Ingest) -> list[Route]:
