@@ -1,0 +1,41 @@
+"""`output`: replace the log line with an extracted value (left alone when missing or not a scalar)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..values import Block, to_string
+from .base import BuildContext, Entry, Stage, StageError, register
+
+
+class OutputStage(Stage):
+    kind = "output"
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def run(self, entries: list[Entry]) -> list[Entry]:
+        source = self.source
+        for entry in entries:
+            value = entry.extracted.get(source, entry)
+            if value is entry:
+                continue
+            if type(value) is str:
+                entry.line = value
+            else:
+                text = to_string(value)
+                if text is not None:
+                    entry.line = text
+        return entries
+
+    def process(self, entry: Entry) -> bool:
+        self.run([entry])
+        return True
+
+
+@register("output")
+def build(block: Any, ctx: BuildContext) -> Stage:
+    source = Block(block).str("source")
+    if not source:
+        raise StageError("output source value is required if output is specified")
+    return OutputStage(source)

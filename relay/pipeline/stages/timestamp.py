@@ -1,0 +1,161 @@
+"""`timestamp`: set the entry's timestamp from an extracted value.
+
+Formats are Promtail's: its named Go layouts (parsed as Go's time.Parse does, ignoring `location`), `Unix`,
+`UnixMs`, `UnixUs`, `UnixNs`, or a Go layout (read in `location` when given). A layout without a year
+gets the current year, the previous one for a December time read in January and the next one for a
+January time read in December. On failure, `fudge` (the default) gives the last timestamp this stage set
+for the same label set plus 1ns (nothing if it never set one), `skip` keeps the timestamp.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ..gotime import NAMED, GoTimeError, Layout
+from ..values import Block, to_string
+from .base import BuildContext, Entry, Stage, StageError, register
+
+PROMTAIL_NAMED = ("ANSIC", "UnixDate", "RubyDate", "RFC822", "RFC822Z", "RFC850", "RFC1123", "RFC1123Z",
+                  "RFC3339", "RFC3339Nano")
+ACTIONS = ["skip", "fudge"]
+LAST_KNOWN_SIZE = 10_000
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+
+_INT = re.compile(r"[+-]?[0-9]+")
+
+Parser = Callable[[str], int]
+
+
+def _int64(text: str) -> int:
+    if _INT.fullmatch(text) is None:
+        raise ValueError(f"invalid syntax: {text!r}")
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ValueError(f"value out of range: {text!r}")
+    return value
+
+
+def _unix(text: str) -> int:
+    if text.count(".") == 1:
+        sec_text, frac_text = text.split(".")
+        sec, frac = _int64(sec_text), _int64(frac_text)
+        # Go scales through a float64, so 10+ fraction digits lose precision the same way.
+        nsec = int(float(frac) * math.pow(10, 9 - len(frac_text)))
+        return sec * 1_000_000_000 + nsec
+    return _int64(text) * 1_000_000_000
+
+
+def _year_near_now(month: int) -> int:
+    now = time.gmtime()
+    if month == 12 and now.tm_mon == 1:
+        return now.tm_year - 1
+    if month == 1 and now.tm_mon == 12:
+        return now.tm_year + 1
+    return now.tm_year
+
+
+def compile_format(fmt: str, location: ZoneInfo | None) -> Parser:
+    """Promtail's convertDateLayout: a format name or Go layout as a function text -> unix ns."""
+    if fmt in PROMTAIL_NAMED:
+        return Layout(NAMED[fmt]).parse  # Promtail uses time.Parse here: `location` does not apply
+    if fmt == "Unix":
+        return _unix
+    if fmt == "UnixMs":
+        return lambda text: _int64(text) * 1_000_000
+    if fmt == "UnixUs":
+        return lambda text: _int64(text) * 1_000
+    if fmt == "UnixNs":
+        return _int64
+    layout = Layout(fmt)
+    if "06" not in fmt and "2006" not in fmt:
+        return lambda text: layout.parse(text, location, _year_near_now)
+    if location is None:
+        return layout.parse
+    return lambda text: layout.parse(text, location)
+
+
+class TimestampStage(Stage):
+    kind = "timestamp"
+
+    def __init__(self, source: str, parsers: list[Parser], fudge: bool) -> None:
+        self.source = source
+        self.parsers = parsers
+        self.fudge = fudge
+        self.last_known: dict[frozenset[tuple[str, str]], int] = {}
+
+    def parse(self, value: Any) -> int | None:
+        text = to_string(value)
+        if text is None:
+            return None
+        for parse in self.parsers:
+            try:
+                ns = parse(text)
+            except (GoTimeError, ValueError, OverflowError):
+                continue
+            # Go keeps times beyond int64 nanoseconds; Loki's push format does not, so they count as failures.
+            if INT64_MIN <= ns <= INT64_MAX:
+                return ns
+            return None
+        return None
+
+    def run(self, entries: list[Entry]) -> list[Entry]:
+        source = self.source
+        parse = self.parse
+        fudge = self.fudge
+        last_known = self.last_known
+        for entry in entries:
+            extracted = entry.extracted
+            ns = parse(extracted[source]) if source in extracted else None
+            if ns is not None:
+                entry.timestamp = ns
+                if not fudge:
+                    continue
+            elif not fudge:
+                continue
+            key = frozenset(entry.labels.items())
+            if ns is None:
+                last = last_known.get(key)
+                if last is None:
+                    continue
+                ns = entry.timestamp = last + 1
+            last_known.pop(key, None)
+            last_known[key] = ns
+            if len(last_known) > LAST_KNOWN_SIZE:
+                del last_known[next(iter(last_known))]
+        return entries
+
+    def process(self, entry: Entry) -> bool:
+        self.run([entry])
+        return True
+
+
+@register("timestamp")
+def build(block: Any, ctx: BuildContext) -> Stage:
+    conf = Block(block)
+    source = conf.str("source")
+    fmt = conf.str("format")
+    fallback = conf.str_list("fallback_formats")
+    location_name = conf.opt_str("location")
+    action = conf.opt_str("action_on_failure")
+    if not source:
+        raise StageError("timestamp source value is required if timestamp is specified")
+    if not fmt:
+        raise StageError("timestamp format is required")
+    location = None
+    if location_name is not None:
+        try:
+            location = ZoneInfo(location_name) if location_name not in ("", "UTC", "Local") else ZoneInfo("UTC")
+        except (ZoneInfoNotFoundError, ValueError) as err:
+            raise StageError(f"invalid location specified: unknown time zone {location_name}") from err
+    if action is None:
+        action = "fudge"
+    elif action not in ACTIONS:
+        raise StageError(f"invalid action on failure (supported values are [{' '.join(ACTIONS)}])")
+    parsers = [compile_format(f, location) for f in [fmt, *fallback]]
+    return TimestampStage(source, parsers, action == "fudge")
