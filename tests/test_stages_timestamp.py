@@ -248,3 +248,18 @@ def test_time_beyond_int64_nanoseconds_is_a_failure() -> None:
 def test_stage_validation(block: Any, message: str) -> None:
     with pytest.raises(StageError, match=message):
         build(block)
+
+
+def test_cached_parser_agrees_with_parse() -> None:
+    for layout, values in [
+        (NAMED["RFC3339Nano"], ["2024-05-06T07:08:09.5Z", "2024-05-06T07:08:09Z", "2024-05-06T07:08:09.000001Z",
+                                "2024-05-06T07:08:09.5+01:00", "2024-05-06T07:08:10.5Z"]),
+        ("2006-01-02 15:04:05.000", ["2024-05-06 07:08:09.001", "2024-05-06 07:08:09.999", "2024-05-06 07:08:09,100"]),
+        ("2006-01-02 15:04", ["2024-05-06 07:08", "2024-05-06 07:09"]),
+    ]:
+        compiled = Layout(layout)
+        fast = compiled.parser(ZoneInfo("Asia/Kolkata"))
+        for value in values * 2:
+            assert fast(value) == compiled.parse(value, ZoneInfo("Asia/Kolkata")), (layout, value)
+        with pytest.raises(GoTimeError):
+            fast("nonsense")

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 NS = 1_000_000_000
+CACHE_SIZE = 4096
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
@@ -285,6 +286,40 @@ class Layout:
         self.regex = re.compile(self.pattern, re.ASCII)
         self.fields = tuple(fields)
         self.has_year = any(f in ("year", "year2") for f, _ in fields)
+        fracs = [group for f, group in fields if f == "frac"]
+        self.frac_group = fracs[0] if len(fracs) == 1 else None
+
+    def parser(self, location: ZoneInfo | None = None) -> Callable[[str], int]:
+        """A fast `parse` for one location: what a value says up to its seconds is cached.
+
+        Log timestamps share their second with many neighbours, so the key is the value without its
+        fraction (a value with and without a fraction has the same whole seconds).
+        """
+        cache: dict[str, int] = {}
+        fullmatch = self.regex.fullmatch
+        slow = self.parse
+        frac_group = None if self.frac_group is None else self.frac_group + 1
+
+        def parse(value: str) -> int:
+            m = fullmatch(value)
+            if m is None:
+                raise GoTimeError(f"parsing time {value!r} as {self.layout!r}: cannot parse")
+            nsec = 0
+            key = value
+            if frac_group is not None:
+                start, end = m.span(frac_group)
+                if start >= 0:
+                    nsec = int((value[start:end] + "00000000")[:9])
+                    key = value[: start - 1] + value[end:]
+            seconds = cache.get(key)
+            if seconds is None:
+                seconds = slow(value, location) - nsec
+                if len(cache) >= CACHE_SIZE:
+                    cache.clear()
+                cache[key] = seconds
+            return seconds + nsec
+
+        return parse
 
     def parse(
         self, value: str, location: ZoneInfo | None = None, year_for: Callable[[int], int] | None = None

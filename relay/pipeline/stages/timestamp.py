@@ -63,7 +63,7 @@ def _year_near_now(month: int) -> int:
 def compile_format(fmt: str, location: ZoneInfo | None) -> Parser:
     """Promtail's convertDateLayout: a format name or Go layout as a function text -> unix ns."""
     if fmt in PROMTAIL_NAMED:
-        return Layout(NAMED[fmt]).parse  # Promtail uses time.Parse here: `location` does not apply
+        return Layout(NAMED[fmt]).parser()  # Promtail uses time.Parse here: `location` does not apply
     if fmt == "Unix":
         return _unix
     if fmt == "UnixMs":
@@ -75,9 +75,7 @@ def compile_format(fmt: str, location: ZoneInfo | None) -> Parser:
     layout = Layout(fmt)
     if "06" not in fmt and "2006" not in fmt:
         return lambda text: layout.parse(text, location, _year_near_now)
-    if location is None:
-        return layout.parse
-    return lambda text: layout.parse(text, location)
+    return layout.parser(location)
 
 
 class TimestampStage(Stage):
@@ -109,6 +107,8 @@ class TimestampStage(Stage):
         parse = self.parse
         fudge = self.fudge
         last_known = self.last_known
+        keys: dict[int, frozenset[tuple[str, str]]] = {}
+        latest: dict[frozenset[tuple[str, str]], int] = {}
         for entry in entries:
             extracted = entry.extracted
             ns = parse(extracted[source]) if source in extracted else None
@@ -118,16 +118,24 @@ class TimestampStage(Stage):
                     continue
             elif not fudge:
                 continue
-            key = frozenset(entry.labels.items())
+            # Labels do not change while this stage runs over the batch: one key per label dict.
+            labels = entry.labels
+            key = keys.get(id(labels))
+            if key is None:
+                key = keys[id(labels)] = frozenset(labels.items())
             if ns is None:
-                last = last_known.get(key)
+                last = latest.get(key)
                 if last is None:
-                    continue
+                    last = last_known.get(key)
+                    if last is None:
+                        continue
                 ns = entry.timestamp = last + 1
+            latest[key] = ns
+        for key, ns in latest.items():  # an LRU of label sets, as Promtail's
             last_known.pop(key, None)
             last_known[key] = ns
-            if len(last_known) > LAST_KNOWN_SIZE:
-                del last_known[next(iter(last_known))]
+        while len(last_known) > LAST_KNOWN_SIZE:
+            del last_known[next(iter(last_known))]
         return entries
 
     def process(self, entry: Entry) -> bool:
