@@ -82,6 +82,23 @@ class Block:
             raise StageError(f"'{key}' expected type 'bool', got unconvertible type '{_type_name(value)}'")
         return value
 
+    def weak_bool(self, key: str, default: bool = False) -> bool:
+        """A bool decoded weakly (mapstructure.WeakDecode): also "true"/"1"/1."""
+        value = self.raw.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            return value != 0
+        if isinstance(value, str):
+            lowered = value.lower()
+            if lowered in ("1", "t", "true"):
+                return True
+            if lowered in ("0", "f", "false", ""):
+                return False
+        raise StageError(f"cannot parse '{key}' as bool: {value!r}")
+
     def int(self, key: str, default: int = 0) -> int:
         value = self.raw.get(key)
         if value is None:
