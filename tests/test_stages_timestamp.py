@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from relay.pipeline.gotime import NAMED, GoTimeError, Layout, days_from_civil
-from relay.pipeline.stages import timestamp as _timestamp  # noqa: F401  (registers)
+from relay.pipeline.stages import timestamp as _timestamp
 from relay.pipeline.stages.base import KINDS, BuildContext, Entry, StageError
 
 S = 1_000_000_000

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -52,7 +53,7 @@ RE2_OPTIONS.log_errors = False
 
 def go_float(value: float) -> str:
     """fmt's %v for a float64: shortest digits, exponent form when the exponent is < -4 or >= 6."""
-    if value != value or value in (float("inf"), float("-inf")):
+    if math.isnan(value) or math.isinf(value):
         return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(value)]
     if value == 0:
         return "-0" if repr(value).startswith("-") else "0"
@@ -378,7 +379,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], str, bool]] = {
     "float64": (_to_float, "a", False),
     "add": (lambda *a: sum(_to_int(v) for v in a), "a", True),
     "sub": (lambda a, b: _to_int(a) - _to_int(b), "aa", False),
-    "mul": (lambda *a: __import__("math").prod(_to_int(v) for v in a), "a", True),
+    "mul": (lambda *a: math.prod(_to_int(v) for v in a), "a", True),
     "div": (lambda a, b: int(_to_int(a) / _to_int(b)), "aa", False),
     "mod": (lambda a, b: _to_int(a) - _to_int(b) * int(_to_int(a) / _to_int(b)), "aa", False),
     "max": (lambda a, *r: max(_to_int(v) for v in (a, *r)), "a", True),
@@ -411,7 +412,7 @@ def _call(name: str, args: list[Any]) -> Any:
         return fn(*converted)
     except TemplateError:
         raise
-    except Exception as err:  # a Go function's panic or error: execution stops
+    except Exception as err:  # noqa: BLE001  (a Go function's panic or error: execution stops)
         raise TemplateError(f"error calling {name}: {err}") from None
 
 
@@ -545,7 +546,7 @@ class _Parser:
             kind, body = self.parts[self.i]
             self.i += 1
             if kind == "text":
-                nodes.append(lambda data, t=body: t)
+                nodes.append(_const(body))
                 continue
             stripped = body.strip()
             if stripped.startswith("/*"):
@@ -566,9 +567,9 @@ class _Parser:
                 raise TemplateError(f"{{{{{head}}}}} is not supported")
             else:
                 pipe = self.parse_pipeline(tokens)
-                nodes.append(lambda data, p=pipe: to_text(p(data)))
+                nodes.append(_printer(pipe))
         if stop:
-            raise TemplateError(f"unexpected EOF, expected {{{{end}}}}")
+            raise TemplateError("unexpected EOF, expected {{end}}")
         return nodes, ""
 
     def parse_branch(self, head: str, tokens: list[tuple[str, str]]) -> Render:
@@ -650,7 +651,7 @@ class _Parser:
                 raise TemplateError(f"unexpected {text!r} in operand")
             if kind == "ident":
                 if text in ("true", "false"):
-                    operands.append(("expr", lambda data, v=(text == "true"): v))
+                    operands.append(("expr", _const(text == "true")))
                 elif text == "nil":
                     operands.append(("nil", None))
                 elif text in FUNCTIONS or text in ("and", "or"):
@@ -659,10 +660,10 @@ class _Parser:
                     raise TemplateError(f'function "{text}" not defined')
             elif kind in ("str", "raw"):
                 value = _unquote(text) if kind == "str" else text[1:-1]
-                operands.append(("expr", lambda data, v=value: v))
+                operands.append(("expr", _const(value)))
             elif kind == "num":
                 number = _number(text)
-                operands.append(("expr", lambda data, v=number: v))
+                operands.append(("expr", _const(number)))
             elif kind == "field":
                 operands.append(("expr", _field(text[1:].split("."))))
             elif kind == "dot":
@@ -692,7 +693,7 @@ class _Parser:
         for k, operand in operands[1:]:
             if k == "func":
                 name = operand
-                args.append(lambda data, n=name: _call_expr(n, data, [], _NO_ARG))
+                args.append(_niladic(name))
             elif k == "nil":
                 args.append(lambda data: None)
             else:
@@ -716,6 +717,18 @@ def _call_expr(name: str, data: Any, args: list[Expr], piped: Any) -> Any:
     if piped is not _NO_ARG:
         evaluated.append(piped)
     return _call(name, evaluated)
+
+
+def _const(value: Any) -> Expr:
+    return lambda data: value
+
+
+def _printer(pipe: Expr) -> Render:
+    return lambda data: to_text(pipe(data))
+
+
+def _niladic(name: str) -> Expr:
+    return lambda data: _call_expr(name, data, [], _NO_ARG)
 
 
 def _first(stage: Callable[[Any, Any], Any]) -> Expr:

@@ -265,7 +265,7 @@ class Layout:
             if not std:
                 break
             if std == FRAC0:
-                pattern.append(r"[.,](\d{%d})" % digits)
+                pattern.append(rf"[.,](\d{{{digits}}})")
             elif std == FRAC9:
                 pattern.append(r"(?:[.,](\d+))?")
             else:

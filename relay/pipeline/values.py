@@ -6,6 +6,7 @@ unknown keys are ignored, a value of the wrong type is an error naming the key. 
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -33,7 +34,7 @@ def to_string(value: Any) -> str | None:
 def format_float(value: float) -> str:
     if value.is_integer() and abs(value) < 1e16:
         return str(int(value))
-    if value != value or value in (float("inf"), float("-inf")):
+    if math.isnan(value) or math.isinf(value):
         return {"nan": "NaN", "inf": "+Inf", "-inf": "-Inf"}[repr(value)]
     text = repr(value)
     if "e" not in text:
@@ -60,7 +61,7 @@ class Block:
     def has(self, key: str) -> bool:
         return self.raw.get(key) is not None
 
-    def str(self, key: str, default: str = "") -> str:
+    def string(self, key: str, default: str = "") -> str:
         value = self.raw.get(key)
         if value is None:
             return default
@@ -68,13 +69,13 @@ class Block:
             raise StageError(f"'{key}' expected type 'string', got unconvertible type '{_type_name(value)}'")
         return value
 
-    def opt_str(self, key: str) -> str | None:
+    def opt_string(self, key: str) -> str | None:
         """A `*string` key: None when absent or null."""
         if self.raw.get(key) is None:
             return None
-        return self.str(key)
+        return self.string(key)
 
-    def bool(self, key: str, default: bool = False) -> bool:
+    def boolean(self, key: str, default: bool = False) -> bool:
         value = self.raw.get(key)
         if value is None:
             return default
@@ -82,7 +83,7 @@ class Block:
             raise StageError(f"'{key}' expected type 'bool', got unconvertible type '{_type_name(value)}'")
         return value
 
-    def weak_bool(self, key: str, default: bool = False) -> bool:
+    def weak_boolean(self, key: str, default: bool = False) -> bool:
         """A bool decoded weakly (mapstructure.WeakDecode): also "true"/"1"/1."""
         value = self.raw.get(key)
         if value is None:
@@ -99,7 +100,7 @@ class Block:
                 return False
         raise StageError(f"cannot parse '{key}' as bool: {value!r}")
 
-    def int(self, key: str, default: int = 0) -> int:
+    def integer(self, key: str, default: int = 0) -> int:
         value = self.raw.get(key)
         if value is None:
             return default
@@ -107,7 +108,7 @@ class Block:
             raise StageError(f"'{key}' expected type 'int', got unconvertible type '{_type_name(value)}'")
         return value
 
-    def str_list(self, key: str) -> list[str]:
+    def string_list(self, key: str) -> list[str]:
         value = self.raw.get(key)
         if value is None:
             return []
@@ -122,7 +123,7 @@ class Block:
             out.append(item)
         return out
 
-    def str_map(self, key: str) -> dict[str, str]:
+    def string_map(self, key: str) -> dict[str, str]:
         """A `map[string]string` key; a null value is "" (Promtail: use the name)."""
         value = self.raw.get(key)
         if value is None:

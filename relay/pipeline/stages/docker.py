@@ -136,4 +136,4 @@ def build_cri(block: Any, ctx: BuildContext) -> Stage:
         raise StageError(f"'max_partial_lines' expected type 'int', got {raw_lines!r}")
     max_lines = raw_lines or MAX_PARTIAL_LINES
     return CRIStage(max_lines, byte_size(conf, "max_partial_line_size"),
-                    conf.weak_bool("max_partial_line_size_truncate", False))
+                    conf.weak_boolean("max_partial_line_size_truncate", False))

@@ -70,8 +70,8 @@ class EventLogMessageStage(Stage):
 @register("eventlogmessage")
 def build(block: Any, ctx: BuildContext) -> Stage:
     conf = Block(block)
-    source = conf.opt_str("source")
+    source = conf.opt_string("source")
     if source is not None and not LABEL_NAME.match(source):
         raise StageError(f"invalid label name: {source}")
     return EventLogMessageStage(source if source is not None else "message",
-                                conf.bool("drop_invalid_labels"), conf.bool("overwrite_existing"))
+                                conf.boolean("drop_invalid_labels"), conf.boolean("overwrite_existing"))

@@ -125,9 +125,9 @@ class GeoIPStage(Stage):
 @register("geoip")
 def build(block: Any, ctx: BuildContext) -> Stage:
     conf = Block(block)
-    path = conf.str("db")
-    source = conf.opt_str("source")
-    db_type = conf.str("db_type")
+    path = conf.string("db")
+    source = conf.opt_string("source")
+    db_type = conf.string("db_type")
     if not path:
         raise StageError("db path cannot be empty")
     if source == "":

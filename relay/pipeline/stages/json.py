@@ -89,6 +89,7 @@ class JSONStage(Stage):
         out = []
         for entry in entries:
             extracted = entry.extracted
+            text: str | None
             if source is None:
                 text = entry.line
             else:
@@ -126,9 +127,9 @@ class JSONStage(Stage):
 @register("json")
 def build(block: Any, ctx: BuildContext) -> Stage:
     conf = Block(block)
-    expressions = conf.str_map("expressions")
-    source = conf.opt_str("source")
-    drop_malformed = conf.bool("drop_malformed")
+    expressions = conf.string_map("expressions")
+    source = conf.opt_string("source")
+    drop_malformed = conf.boolean("drop_malformed")
     if not expressions:
         raise StageError("JMES expression is required")
     if source == "":

@@ -25,8 +25,7 @@ def pairs(text: str) -> list[tuple[str, str]]:
     """The pairs of a logfmt text, up to the first syntax error."""
     out: list[tuple[str, str]] = []
     for line in text.split("\n"):
-        if line.endswith("\r"):
-            line = line[:-1]
+        line = line.removesuffix("\r")
         pos, end = 0, len(line)
         while pos < end:
             m = PAIR.match(line, pos)
@@ -62,6 +61,7 @@ class LogfmtStage(Stage):
         source = self.source
         for entry in entries:
             extracted = entry.extracted
+            text: str | None
             if source is None:
                 text = entry.line
             elif source in extracted:
@@ -84,8 +84,8 @@ class LogfmtStage(Stage):
 @register("logfmt")
 def build(block: Any, ctx: BuildContext) -> Stage:
     conf = Block(block)
-    mapping = conf.str_map("mapping")
-    source = conf.opt_str("source")
+    mapping = conf.string_map("mapping")
+    source = conf.opt_string("source")
     if not mapping:
         raise StageError("logfmt mapping is required")
     if source == "":

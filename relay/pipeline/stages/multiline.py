@@ -140,14 +140,14 @@ class MultilineStage(Stage):
 @register("multiline")
 def build(block: Any, ctx: BuildContext) -> Stage:
     conf = Block(block)
-    expression = conf.opt_str("firstline")
+    expression = conf.opt_string("firstline")
     if expression is None:
         raise StageError("multiline stage config must define `firstline` regular expression")
     try:
         regex = compile_re2(expression)
     except StageError as err:
         raise StageError(f"multiline stage first line regex compilation error: {err}") from None
-    wait_text = conf.opt_str("max_wait_time")
+    wait_text = conf.opt_string("max_wait_time")
     max_wait = MAX_WAIT
     if wait_text is not None:
         try:

@@ -35,7 +35,7 @@ class OutputStage(Stage):
 
 @register("output")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    source = Block(block).str("source")
+    source = Block(block).string("source")
     if not source:
         raise StageError("output source value is required if output is specified")
     return OutputStage(source)

@@ -65,5 +65,5 @@ def build(block: Any, ctx: BuildContext) -> Stage:
     if isinstance(raw, str):  # weak decoding turns one string into a list of one
         raw = [raw]
         conf.raw = {**conf.raw, "labels": raw}
-    names = conf.str_list("labels")
-    return PackStage(names, conf.weak_bool("ingest_timestamp", True))
+    names = conf.string_list("labels")
+    return PackStage(names, conf.weak_boolean("ingest_timestamp", True))

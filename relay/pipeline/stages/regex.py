@@ -39,6 +39,7 @@ class RegexStage(Stage):
         source = self.source
         for entry in entries:
             extracted = entry.extracted
+            text: str | None
             if source is None:
                 text = entry.line
             elif source in extracted:
@@ -65,8 +66,8 @@ class RegexStage(Stage):
 @register("regex")
 def build(block: Any, ctx: BuildContext) -> Stage:
     conf = Block(block)
-    expression = conf.str("expression")
-    source = conf.opt_str("source")
+    expression = conf.string("expression")
+    source = conf.opt_string("source")
     if not expression:
         raise StageError("expression is required")
     if source == "":

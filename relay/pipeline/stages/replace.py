@@ -58,6 +58,7 @@ class ReplaceStage(Stage):
         source = self.source
         for entry in entries:
             extracted = entry.extracted
+            text: str | None
             if source is None:
                 text = entry.line
             elif source in extracted:
@@ -91,9 +92,9 @@ class ReplaceStage(Stage):
 @register("replace")
 def build(block: Any, ctx: BuildContext) -> Stage:
     conf = Block(block)
-    expression = conf.str("expression")
-    source = conf.opt_str("source")
-    text = conf.str("replace")
+    expression = conf.string("expression")
+    source = conf.opt_string("source")
+    text = conf.string("replace")
     if not expression:
         raise StageError("expression is required")
     if source == "":

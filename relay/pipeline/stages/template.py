@@ -64,8 +64,8 @@ class TemplateStage(Stage):
 @register("template")
 def build(block: Any, ctx: BuildContext) -> Stage:
     conf = Block(block)
-    source = conf.str("source")
-    text = conf.str("template")
+    source = conf.string("source")
+    text = conf.string("template")
     if not source:
         raise StageError("template source value is required")
     return TemplateStage(source, parse_template(text, "template"))

@@ -146,11 +146,11 @@ class TimestampStage(Stage):
 @register("timestamp")
 def build(block: Any, ctx: BuildContext) -> Stage:
     conf = Block(block)
-    source = conf.str("source")
-    fmt = conf.str("format")
-    fallback = conf.str_list("fallback_formats")
-    location_name = conf.opt_str("location")
-    action = conf.opt_str("action_on_failure")
+    source = conf.string("source")
+    fmt = conf.string("format")
+    fallback = conf.string_list("fallback_formats")
+    location_name = conf.opt_string("location")
+    action = conf.opt_string("action_on_failure")
     if not source:
         raise StageError("timestamp source value is required if timestamp is specified")
     if not fmt:
