@@ -213,6 +213,11 @@ def test_regex_is_re2() -> None:
         build("regex", {"expression": r"(?P<a>x)\1"})
 
 
+def test_regex_non_ascii_text() -> None:
+    (e,) = run("regex", {"expression": r"(?P<who>\pL+) sagt (?P<what>.+)$"}, entry("Zoë sagt «grüß dich» 👋"))
+    assert e.extracted == {"who": "Zoë", "what": "«grüß dich» 👋"}
+
+
 def test_regex_lone_surrogate_line_is_left_alone() -> None:
     e = entry("bad \ud800 line")
     assert run("regex", {"expression": r"(?P<w>bad)"}, e) == [e]

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..values import Block
 from .base import BuildContext, Entry, Stage, StageError, register
-from .regex import compile_re2
+from .regex import compile_re2, span_finder
 
 MAX_LINES = 128
 MAX_WAIT = 3.0
@@ -70,10 +70,11 @@ class MultilineStage(Stage):
         # Streams that have seen a first line; the block is None between a flush and the next line.
         self.streams: dict[frozenset[tuple[str, str]], _Block | None] = {}
         self.lock = threading.Lock()
+        self.find = span_finder(regex)
 
     def _is_first(self, line: str) -> bool:
         try:
-            return self.regex.search(line) is not None
+            return self.find(line.encode()) is not None
         except UnicodeEncodeError:
             return False
 

@@ -13,7 +13,7 @@ from typing import Any
 from ..gotemplate import Template, TemplateError
 from ..values import Block, to_string
 from .base import BuildContext, Entry, Stage, StageError, register
-from .regex import compile_re2
+from .regex import compile_re2, span_finder
 from .template import parse_template, template_data
 
 
@@ -25,9 +25,12 @@ class ReplaceStage(Stage):
         self.source = source
         self.template = template
         self.names = list(regex.groupindex.items())
+        self.find = span_finder(regex)
 
     def replace(self, text: str, extracted: dict[str, Any]) -> tuple[str, dict[str, str], Any] | None:
         try:
+            if self.find(text.encode()) is None:  # the cheap search first: most lines have nothing to replace
+                return None
             matches = list(self.regex.finditer(text))
         except UnicodeEncodeError:
             return None
