@@ -63,14 +63,6 @@ def to_json_text(value: Any) -> str:
     return text
 
 
-def parse_object(text: str) -> dict[str, Any] | None:
-    try:
-        doc = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if type(doc) is dict else None
-
-
 class JSONStage(Stage):
     kind = "json"
 
