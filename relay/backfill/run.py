@@ -73,7 +73,7 @@ class Unit:
     id: str  # checkpoint key: the S3 key, or the CloudWatch window
     name: str  # for people: s3://bucket/key, or the window's times
     size: int  # stored bytes (for the ETA); 0 when unknown
-    modified_ns: int  # S3 LastModified, or the window's end
+    time_ns: int  # the latest its entries are likely to be: the key's date, else LastModified; a window's end
     open: Callable[[], Reader]  # blocking
     log_type: str = ""
     dated: bool = True
@@ -142,7 +142,8 @@ def s3_units(opts: Options, clients: S3Clients, settings: LambdaSettings, counts
             return S3Reader(clients, bucket, key, modified, opts.log_type, settings)
 
         log_type = opts.log_type or s3logs.classify(bucket, obj.key).log_type
-        units.append(Unit(obj.key, f"s3://{bucket}/{obj.key}", obj.size, obj.modified_ns, opener, log_type, obj.dated))
+        when = obj.key_ns if obj.key_ns is not None else obj.modified_ns
+        units.append(Unit(obj.key, f"s3://{bucket}/{obj.key}", obj.size, when, opener, log_type, obj.dated))
     return units, lister
 
 
@@ -394,11 +395,11 @@ async def _main(opts: Options, st: Setup, now_ns: int) -> int:
     counts.listing_done = True
     old = OldEntries(opts.old_entries, opts.max_age_ns, ckpt.started_ns)
     cutoff = old.cutoff(time.time_ns())
-    stale = sum(1 for u in todo if u.modified_ns < cutoff)
+    stale = sum(1 for u in todo if u.time_ns < cutoff)
     print(f"backfill {opts.url}: {len(todo)} to do ({human(counts.size_total, 'B')} stored), "
           f"{counts.resumed} done before", file=sys.stderr)
     if stale:
-        print(f"backfill: {stale} of them were written more than {clock(opts.max_age_ns / 1e9)} ago, so their entries "
+        print(f"backfill: {stale} of them are dated (by key, else by when written) more than {clock(opts.max_age_ns / 1e9)} ago, so their entries "
               f"are older than Loki's reject_old_samples_max_age; they will be "
               f"{'left out' if opts.old_entries == 'skip' else 'stamped with the run start time' if opts.old_entries == 'receive-time' else 'sent as they are'}"
               f" (--old-entries=skip|receive-time|send; --dry-run counts the entries)", file=sys.stderr)
@@ -426,6 +427,8 @@ def run_command(opts: Options) -> int:
         print(f"invalid config: {e}", file=sys.stderr)
         return 1
     relay_logs.setup(st.cfg.server.log_level, st.cfg.server.log_format)
+    if st.cfg.server.log_level != "debug":
+        logging.getLogger("botocore").setLevel(logging.WARNING)  # "found credentials in ..." per client
     try:
         return asyncio.run(_main(opts, st, time.time_ns()))
     except CheckpointError as e:

@@ -48,6 +48,7 @@ class Listed:
     size: int
     modified_ns: int  # LastModified
     dated: bool  # selected by a date in its key
+    key_ns: int | None = None  # the latest time the key's date allows (None: no date in the key)
 
 
 @dataclass(slots=True)
@@ -102,7 +103,9 @@ class Lister:
             args.pop("StartAfter", None)
 
     def _listed(self, obj: dict[str, Any], dated: bool) -> Listed:
-        return Listed(obj["Key"], int(obj.get("Size", 0)), int(obj["LastModified"].timestamp() * _NS), dated)
+        key = obj["Key"]
+        return Listed(key, int(obj.get("Size", 0)), int(obj["LastModified"].timestamp() * _NS), dated,
+                      key_time(key) if dated else None)
 
     def _keep(self, obj: dict[str, Any], dated: bool) -> Iterator[Listed]:
         key = obj["Key"]
@@ -230,12 +233,35 @@ def _flat(name: str) -> tuple[str, int] | None:
     return None
 
 
-_ANY_DATE = re.compile(r"/(?:year=)?\d{4}/(?:month=)?\d{2}/(?:day=)?\d{2}/|/\d{4}-\d{2}-\d{2}-\d{2}/")
+_DAY_DIRS = re.compile(r"(?:^|/)(?:year=)?(\d{4})/(?:month=)?(\d{2})/(?:day=)?(\d{2})/")
+
+
+def key_time(key: str) -> int | None:
+    """The latest time (unix ns) the date in a key allows, or None when it has none."""
+    name = key.rpartition("/")[2]
+    m = _NAME_MINUTE.search(name)
+    if m is not None:
+        return _ns(*map(int, m.groups()))
+    flat = _flat(name)
+    if flat is not None:
+        return flat[1] + _HOUR
+    m = _HOUR_IN_KEY.search(key)
+    if m is not None:
+        t = _ns(*map(int, m.groups()))
+        return t + _HOUR if t is not None else None
+    m = _DAY_DIRS.search(key)
+    if m is not None:
+        t = _ns(*map(int, m.groups()))
+        return t + _DAY if t is not None else None
+    return None
+
+
+_HOUR_IN_KEY = re.compile(r"/(\d{4})-(\d{2})-(\d{2})-(\d{2})/")
 
 
 def _key_has_date(key: str) -> bool:
-    """For the summary when nothing is filtered: does the key carry a date?"""
-    return _ANY_DATE.search(key) is not None or _flat(key.rpartition("/")[2]) is not None
+    """When nothing is filtered: does the key carry a date?"""
+    return key_time(key) is not None
 
 
 def split_url(url: str) -> tuple[str, str]:
