@@ -96,6 +96,33 @@ def unit_id(start_ms: int, end_ms: int) -> str:
     return f"{start_ms}-{end_ms}"
 
 
+def not_done(window: tuple[int, int], done: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of a window no done window covers. A relative --since or an open --until
+    shifts the first and last windows between runs; only what is new gets read."""
+    parts = [window]
+    for ds, de in done:
+        nxt = []
+        for s, e in parts:
+            if de <= s or ds >= e:
+                nxt.append((s, e))
+                continue
+            if s < ds:
+                nxt.append((s, ds))
+            if de < e:
+                nxt.append((de, e))
+        parts = nxt
+    return parts
+
+
+def done_windows(ids: list[str]) -> list[tuple[int, int]]:
+    out = []
+    for i in ids:
+        s, _, e = i.partition("-")
+        if s.isdigit() and e.isdigit():
+            out.append((int(s), int(e)))
+    return out
+
+
 class WindowReader:
     """The events of one window, page by page. Blocking: call `next_chunk` from a thread."""
 

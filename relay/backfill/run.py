@@ -165,7 +165,9 @@ def logs_client(settings: LambdaSettings, concurrency: int) -> Any:
     return session.client("logs", region_name=s.region or None, config=cfg)
 
 
-def cloudwatch_units(opts: Options, client: Any, settings: LambdaSettings, now_ns: int) -> list[Unit]:
+def cloudwatch_units(opts: Options, client: Any, settings: LambdaSettings, now_ns: int,
+                     done: list[str]) -> tuple[list[Unit], int]:
+    """The windows (or their parts) not done yet, and how many windows were done entirely."""
     group = cloudwatch.split_url(opts.url)
     owner, created_ms = cloudwatch.describe_group(client, group)
     since_ms = opts.since_ns // 1_000_000 if opts.since_ns is not None else created_ms
@@ -173,18 +175,28 @@ def cloudwatch_units(opts: Options, client: Any, settings: LambdaSettings, now_n
     streams = cloudwatch.stream_names(client, group, opts.stream_prefix) if opts.stream_prefix else None
     if streams is not None and not streams:
         log.warning("no log stream of %s starts with %r", group, opts.stream_prefix)
-        return []
+        return [], 0
     units = []
-    for window in cloudwatch.windows(since_ms, until_ms, opts.window_ms):
-        def opener(w: tuple[int, int] = window) -> Reader:
-            r = cloudwatch.WindowReader(client, group, owner, w, settings.keep_stream, streams)
-            r.labels = settings.apply(r.labels)
-            return r
+    finished = cloudwatch.done_windows(done)
+    resumed = 0
+    for whole in cloudwatch.windows(since_ms, until_ms, opts.window_ms):
+        parts = cloudwatch.not_done(whole, finished)
+        resumed += not parts
+        for window in parts:
+            units.append(_window_unit(client, group, owner, window, settings, streams))
+    return units, resumed
 
-        start, end = window
-        name = f"{group} {_iso(start * 1_000_000)}..{_iso(end * 1_000_000)}"
-        units.append(Unit(cloudwatch.unit_id(*window), name, 0, end * 1_000_000, opener, "cloudwatch"))
-    return units
+
+def _window_unit(client: Any, group: str, owner: str, window: tuple[int, int], settings: LambdaSettings,
+                 streams: list[str] | None) -> Unit:
+    def opener() -> Reader:
+        r = cloudwatch.WindowReader(client, group, owner, window, settings.keep_stream, streams)
+        r.labels = settings.apply(r.labels)
+        return r
+
+    start, end = window
+    name = f"{group} {_iso(start * 1_000_000)}..{_iso(end * 1_000_000)}"
+    return Unit(cloudwatch.unit_id(*window), name, 0, end * 1_000_000, opener, "cloudwatch")
 
 
 def _iso(ns: int) -> str:
@@ -387,9 +399,9 @@ async def _main(opts: Options, st: Setup, now_ns: int) -> int:
                      f"{counts.undated}; left out by date: {ls.out_of_range}; CloudTrail digest files or folders left out: {ls.digests}")
     else:
         client = logs_client(st.settings, opts.concurrency)
-        units = await asyncio.to_thread(cloudwatch_units, opts, client, st.settings, now_ns)
+        units, resumed = await asyncio.to_thread(cloudwatch_units, opts, client, st.settings, now_ns, list(ckpt.done))
     todo = [u for u in units if u.id not in ckpt.done]
-    counts.resumed = len(units) - len(todo)
+    counts.resumed = len(units) - len(todo) if is_s3 else resumed
     counts.units_total = len(todo)
     counts.size_total = sum(u.size for u in todo)
     counts.listing_done = True
