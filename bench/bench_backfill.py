@@ -111,7 +111,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     s3 = boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
     s3.create_bucket(Bucket="bench", CreateBucketConfiguration={"LocationConstraint": REGION})
-    start = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0) - dt.timedelta(days=1)
+    start = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(days=1)
     stored = 0
     for i in range(args.objects):
         key, body = alb_object(start + dt.timedelta(minutes=5 * (i // 10)), i, args.lines)

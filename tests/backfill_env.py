@@ -12,9 +12,8 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
-
 from conftest import ROOT, free_port
+from moto.server import ThreadedMotoServer
 
 
 class Moto:

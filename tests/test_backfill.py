@@ -10,15 +10,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import backfill_samples as bs
 import orjson
 import pytest
-
-import backfill_samples as bs
 from backfill_env import Moto, backfill_cmd, client_config, env, moto, run_backfill  # noqa: F401  (fixture)
 from conftest import ROOT
 from loki_receiver import Receiver
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def _bucket(moto: Moto, name: str) -> str:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from backfill_env import Moto, client_config, moto, run_backfill  # noqa: F401  (fixture)
 from loki_receiver import Receiver
 

@@ -79,8 +79,7 @@ class Checkpoint:
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(orjson.dumps(head) + b"\n")
-            for unit, rec in self.done.items():
-                f.write(orjson.dumps({"done": unit, **rec}) + b"\n")
+            f.writelines(orjson.dumps({"done": unit, **rec}) + b"\n" for unit, rec in self.done.items())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)

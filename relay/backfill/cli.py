@@ -86,7 +86,7 @@ def parse_time(text: str, now_ns: int, what: str) -> int:
         except ValueError:
             raise UsageError(f"--{what}: invalid time {text!r} (RFC 3339, e.g. 2024-05-01T00:00:00Z)") from None
         if t.tzinfo is None:
-            t = t.replace(tzinfo=dt.timezone.utc)
+            t = t.replace(tzinfo=dt.UTC)
         return int(t.replace(microsecond=0).timestamp()) * 1_000_000_000 + t.microsecond * 1000
     try:
         seconds = parse_duration(s, f"--{what}")
@@ -227,4 +227,4 @@ def main(argv: list[str]) -> int:
     return run_command(opts)
 
 
-__all__ = ["Options", "Rate", "USAGE", "UsageError", "main", "parse_args", "parse_rate", "parse_time"]
+__all__ = ["USAGE", "Options", "Rate", "UsageError", "main", "parse_args", "parse_rate", "parse_time"]

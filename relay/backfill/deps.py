@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from .. import logs as relay_logs
 from ..cli import build_config, parse_flags
-from ..config import ClientConfig, Config, ConfigError, JobConfig, LimitsConfig, ServerConfig, parse_duration, parse_size
+from ..config import (
+    ClientConfig,
+    Config,
+    ConfigError,
+    JobConfig,
+    LimitsConfig,
+    ServerConfig,
+    parse_duration,
+    parse_size,
+)
 from ..model import CHUNK_SIZE, Chunk, Labels, new_stream
 from ..pipeline import Processor
 from ..sink.client import SHUTDOWN, LokiClient
@@ -24,7 +33,33 @@ ObjectReader = aws_lambda.ObjectReader
 S3ReadError = aws_lambda.S3ReadError
 
 __all__ = [
-    "CHUNK_SIZE", "CLOUDWATCH", "Chunk", "ClientConfig", "Config", "ConfigError", "DEFAULT_RULES", "JobConfig", "KINDS",
-    "LAMBDA_KIND", "Labels", "LambdaSettings", "LimitsConfig", "LokiClient", "ObjectReader", "Processor",
-    "S3Clients", "S3ReadError", "S3Ref", "S3Settings", "SHUTDOWN", "ServerConfig", "build_config", "new_stream", "parse_flags", "relay_logs", "parse_duration", "parse_size", "s3logs",
+    "CHUNK_SIZE",
+    "CLOUDWATCH",
+    "DEFAULT_RULES",
+    "KINDS",
+    "LAMBDA_KIND",
+    "SHUTDOWN",
+    "Chunk",
+    "ClientConfig",
+    "Config",
+    "ConfigError",
+    "JobConfig",
+    "Labels",
+    "LambdaSettings",
+    "LimitsConfig",
+    "LokiClient",
+    "ObjectReader",
+    "Processor",
+    "S3Clients",
+    "S3ReadError",
+    "S3Ref",
+    "S3Settings",
+    "ServerConfig",
+    "build_config",
+    "new_stream",
+    "parse_duration",
+    "parse_flags",
+    "parse_size",
+    "relay_logs",
+    "s3logs",
 ]

@@ -449,7 +449,7 @@ def run_command(opts: Options) -> int:
     except LookupError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except Exception as e:  # noqa: BLE001 - AWS refusing the listing (no bucket, no credentials ...): say so, no traceback
+    except Exception as e:
         from botocore.exceptions import BotoCoreError, ClientError
 
         if not isinstance(e, (BotoCoreError, ClientError)):

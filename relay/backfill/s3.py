@@ -61,7 +61,7 @@ class ListStats:
 
 def _ns(y: int, m: int, d: int, h: int = 0, mi: int = 0) -> int | None:
     try:
-        return int(dt.datetime(y, m, d, h, mi, tzinfo=dt.timezone.utc).timestamp()) * _NS
+        return int(dt.datetime(y, m, d, h, mi, tzinfo=dt.UTC).timestamp()) * _NS
     except ValueError:
         return None
 
@@ -171,7 +171,7 @@ class Lister:
                     group, start = flat
                     if start + _HOUR <= self.since:  # before the range: skip to the group's first day in it
                         self.stats.out_of_range += 1
-                        day = dt.datetime.fromtimestamp(self.since // _NS, dt.timezone.utc)
+                        day = dt.datetime.fromtimestamp(self.since // _NS, dt.UTC)
                         target = prefix + group + day.strftime("%Y-%m-%d")
                         if target > obj["Key"]:
                             jump = target
@@ -217,7 +217,7 @@ class Lister:
             day = mstart
             while day < mend:
                 if self._overlaps(day, day + _DAY):
-                    d = dt.datetime.fromtimestamp(day // _NS, dt.timezone.utc).day
+                    d = dt.datetime.fromtimestamp(day // _NS, dt.UTC).day
                     yield from self._all(f"{mdir}{dname}{d:02d}/", dated=True)
                 day += _DAY
 
