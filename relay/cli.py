@@ -208,8 +208,13 @@ class _Held(logging.Handler):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["backfill"]:
+        from .backfill.cli import main as backfill
+
+        return backfill(args[1:])
     try:
-        flags = parse_flags(sys.argv[1:] if argv is None else argv)
+        flags = parse_flags(args)
     except UsageError as e:
         print(f"{e}\n{USAGE}", file=sys.stderr)
         return 2

@@ -234,6 +234,14 @@ class LokiClient:
         False when given up because the relay is shutting down: with a WAL that batch is
         replayed on the next start; without one it is counted as dropped (reason shutdown).
         """
+        return await self.send_batch(tenant, batch) != SHUTDOWN
+
+    async def send_batch(self, tenant: str, batch: list[Chunk]) -> str:
+        """Push one batch now, with the client's retries (429 and Retry-After, 5xx, errors).
+
+        Returns "" once Loki accepted it, else why it was given up (RATE_LIMITED,
+        INGESTER_ERROR: counted as dropped; SHUTDOWN). `tenant` is sent as is.
+        """
         cfg = self.cfg
         entries = sum(map(CHUNK_COUNT, batch))
         size = sum(map(CHUNK_SIZE, batch))
@@ -247,7 +255,7 @@ class LokiClient:
                 self._m_sent_bytes.inc(size)
                 self._m_batches.inc()
                 self._m_req_bytes.inc(len(body))
-                return True
+                return ""
             status = str(res.status) if res.status else "error"
             metrics.send_errors.labels(self.name, status).inc()
             retriable = res.status == 0 or res.status == 429 or res.status >= 500
@@ -262,13 +270,13 @@ class LokiClient:
                             "shutdown: batch left in the WAL for replay: client=%s tenant=%r entries=%d",
                             self.name, tenant, entries,
                         )
-                        return False
+                        return SHUTDOWN
                 log.error(
                     "dropping batch: client=%s tenant=%r entries=%d status=%s attempts=%d reason=%s error=%r",
                     self.name, tenant, entries, status, attempt + 1, reason, res.error,
                 )
                 metrics.count_drop(reason, entries, size, client=self.name)
-                return reason != SHUTDOWN
+                return reason
             delay = min(cfg.backoff.max_period, cfg.backoff.min_period * (2**attempt))
             delay = random.uniform(delay / 2, delay)  # jitter: senders that failed together retry apart
             if res.retry_after is not None:
