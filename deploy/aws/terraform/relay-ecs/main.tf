@@ -39,7 +39,7 @@ locals {
 
 resource "aws_security_group" "alb" {
   name        = "${var.name}-alb"
-  description = "HTTPS to the relay's load balancer"
+  description = "HTTPS to the relay load balancer"
   vpc_id      = var.vpc_id
   tags        = var.tags
 }
