@@ -1,0 +1,32 @@
+"""Runs inside the isolated interpreter of test_aws_lambda_zip.py (python -S, PYTHONPATH = the
+unpacked zip, then a folder holding only boto3 and what boto3 needs): calls the handler on each
+event of the JSON file argv[1], prints one JSON document with the results and every module that
+was loaded from outside the standard library, the zip and that folder."""
+
+import json
+import os
+import sys
+import sysconfig
+
+allowed = [os.path.realpath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep)]
+allowed += [os.path.realpath(sysconfig.get_paths()["stdlib"]), os.path.realpath(sysconfig.get_paths()["platstdlib"])]
+
+out: dict = {"results": [], "error": None}
+try:
+    from relay.aws import lambda_handler
+
+    for event in json.load(open(sys.argv[1])):
+        out["results"].append(lambda_handler.handler(event, None))
+except Exception as e:  # reported to the test, which shows it
+    out["error"] = f"{type(e).__name__}: {e}"
+
+outside = []
+for name, mod in sorted(sys.modules.items()):
+    if name == "__main__":
+        continue
+    f = getattr(mod, "__file__", None)
+    if f and not any(os.path.realpath(f).startswith(a + os.sep) for a in allowed):
+        outside.append(f"{name} {f}")
+out["outside"] = outside
+out["loaded"] = sorted({n.split(".")[0] for n in sys.modules})
+print(json.dumps(out))
