@@ -29,6 +29,11 @@ held_bytes = Gauge(
     "limits_config.max_buffered_bytes.",
     registry=metrics.REGISTRY,
 )
+held_limit = Gauge(
+    "loki_relay_held_bytes_limit",
+    "limits_config.max_buffered_bytes (0: no limit), for graphing loki_relay_held_bytes against it.",
+    registry=metrics.REGISTRY,
+)
 
 
 MAX_WAITERS = 512  # requests waiting for room at once; more are refused at once
@@ -70,6 +75,7 @@ class Fanout:
         self.clients = clients
         self.wal = wal
         self.max_bytes = max_bytes or (1 << 62)
+        held_limit.set(max_bytes)
         self.max_bytes_per_tenant = max_bytes_per_tenant or (1 << 62)
         self.held = 0  # bytes held for delivery, all tenants
         self.reserved = 0  # bytes of requests admitted but waiting for the WAL
