@@ -49,7 +49,7 @@ def dashboard_queries() -> list[tuple[str, str, str]]:
 
 def grafana_vars(expr: str) -> str:
     return (expr.replace("$__rate_interval", "5m").replace("$instance", ".*")
-            .replace("$scrape_job", "loki-relay"))
+            .replace("$scrape_job", "(.+/)?loki-relay"))
 
 
 def alert_rules() -> list[dict[str, Any]]:
