@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import ROOT
 
 BASE = ROOT / "docker-compose.yml"

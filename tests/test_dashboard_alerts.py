@@ -16,7 +16,6 @@ import httpx
 import orjson
 import pytest
 import yaml
-
 from conftest import ROOT, TESTS, free_port
 from loki_receiver import Receiver
 

@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 import orjson
 import yaml
-
 from conftest import ROOT, free_port
 from loki_receiver import Receiver
 

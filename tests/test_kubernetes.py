@@ -15,7 +15,6 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-
 from conftest import ROOT
 
 K8S = ROOT / "deploy" / "kubernetes"
