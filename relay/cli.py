@@ -26,6 +26,8 @@ USAGE = """usage: loki-relay [flags]
   -client.tenant-id=ID           tenant for the -client.url client
   -client.external-labels=k=v,.. labels added to every client (a client's own value wins)
   -server.http-listen-port=N     port of the server (metrics, ready); default 9080
+  -server.shutdown-delay=DUR     on SIGTERM, serve this long with /ready at 503 before
+                                 stopping (for load balancers); default 5s
   -check-syntax                  validate the config and exit (0 = valid, 1 = invalid)
   -dry-run                       print entries to stdout instead of sending them
   -print-config-stderr           print the effective config (secrets masked) to stderr
@@ -37,7 +39,7 @@ USAGE = """usage: loki-relay [flags]
 _BOOL = {"config.expand-env", "check-syntax", "dry-run", "print-config-stderr", "version", "help", "h",
          "log-config-reverse-order", "inspect"}
 _VALUE = {"config.file", "client.url", "client.tenant-id", "client.external-labels", "server.http-listen-port",
-          "log.level", "log.format"}
+          "server.shutdown-delay", "log.level", "log.format"}
 
 
 class UsageError(Exception):
@@ -113,6 +115,8 @@ def build_config(flags: Flags) -> Config:
             cfg.server.http_listen_port = int(flags.values["server.http-listen-port"])
         except ValueError:
             raise ConfigError("-server.http-listen-port: expected a port number") from None
+    if "server.shutdown-delay" in flags.values:
+        cfg.server.shutdown_delay = config.parse_duration(flags.values["server.shutdown-delay"], "-server.shutdown-delay")
     for name, allowed in (("log.level", ("debug", "info", "warn", "error")), ("log.format", ("logfmt", "json"))):
         if name in flags.values:
             value = flags.values[name].lower()

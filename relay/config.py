@@ -190,7 +190,12 @@ class ServerConfig:
     http_listen_port: int = DEFAULT_SERVER_PORT
     log_level: str = "info"
     log_format: str = "logfmt"
-    graceful_shutdown_timeout: float = 30.0
+    # On SIGTERM: shutdown_delay of serving with /ready at 503 (so load balancers stop routing
+    # here), then graceful_shutdown_timeout for in-flight requests and the flush. 5s + 20s fits
+    # the 30s default termination grace of Kubernetes and ECS, with 5s to spare.
+    shutdown_delay: float = 5.0
+    graceful_shutdown_timeout: float = 20.0
+    unready_on_backpressure: bool = False  # /ready answers 503 while the buffers are full
     register_instrumentation: bool = True
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -295,7 +300,9 @@ def parse_server(value: Any, path: str, default_port: int) -> ServerConfig:
     s.log_format = _str(k.get("log_format", "logfmt"), k.at("log_format")).lower()
     if s.log_format not in ("logfmt", "json"):
         raise ConfigError(f"{k.at('log_format')}: must be logfmt or json")
-    s.graceful_shutdown_timeout = parse_duration(k.get("graceful_shutdown_timeout", "30s"), k.at("graceful_shutdown_timeout"))
+    s.graceful_shutdown_timeout = parse_duration(k.get("graceful_shutdown_timeout", "20s"), k.at("graceful_shutdown_timeout"))
+    s.shutdown_delay = parse_duration(k.get("shutdown_delay", "5s"), k.at("shutdown_delay"))
+    s.unready_on_backpressure = _bool(k.get("unready_on_backpressure", False), k.at("unready_on_backpressure"))
     s.register_instrumentation = _bool(k.get("register_instrumentation", True), k.at("register_instrumentation"))
     if k.has("http_tls_config"):
         t = Keys(k.get("http_tls_config"), k.at("http_tls_config"), frozenset({"client_auth_type"}))

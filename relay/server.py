@@ -13,11 +13,12 @@ import uvicorn
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from . import metrics
 from .config import Config, JobConfig, ServerConfig
+from .drain import Readiness, ReadyGate
 from .ingest import Ingest
 from .pipeline import Processor
 from .sink import Fanout, LokiClient
@@ -66,26 +67,22 @@ class Relay:
             processor = Processor(job, cfg.limits, KINDS[job.kind].default_rules)
             self.ingests.append(Ingest(job, processor, self.sink))
         self._servers: list[_Server] = []
-        self._ready = False
+        self.readiness = Readiness(self.sink.refusing if cfg.server.unready_on_backpressure else None)
         self._stopping = asyncio.Event()
+        self._hurry = asyncio.Event()  # a second signal: skip what is left of the drain delay
 
     def server_app(self) -> FastAPI:
-        async def ready(_: Request) -> Response:
-            if self._ready and not self._stopping.is_set():
-                return PlainTextResponse("ready\n")
-            return PlainTextResponse("not ready\n", 503)
-
         async def prom(_: Request) -> Response:
             return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-        routes = [Route("/ready", ready, methods=["GET"]), Route("/metrics", prom, methods=["GET"])]
+        routes = [Route("/metrics", prom, methods=["GET"])]  # /ready: ReadyGate, on every port
         return FastAPI(routes=routes, docs_url=None, redoc_url=None, openapi_url=None)
 
     def _uvicorn(self, app: FastAPI, listen: ServerConfig) -> _Server:
         from .auth import guard
 
         config = uvicorn.Config(
-            guard(app, listen.auth),
+            ReadyGate(guard(app, listen.auth), self.readiness),
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -148,24 +145,32 @@ class Relay:
             host, port = sock.getsockname()[:2]
             log.info("listening: %s on %s:%d", what, host, port)
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stopping.set)
+            loop.add_signal_handler(sig, self.stop)
         while not all(s.started for s in self._servers):
             if any(t.done() for t in tasks):
                 break
             await asyncio.sleep(0.01)
-        self._ready = True
+        self.readiness.started = True
         log.info("loki-relay ready: %d job(s), %d client(s)", len(self.ingests), len(self.clients))
         failed = [t for t in tasks if t.done()]
         if not failed:
             await self._stopping.wait()
+        self.readiness.draining = True
+        delay = self.cfg.server.shutdown_delay
+        if delay > 0 and not failed:
+            log.info("draining: /ready answers 503, still serving for %gs so load balancers stop routing here", delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._hurry.wait(), delay)
         log.info("shutting down: no longer accepting, flushing buffered entries")
-        # Stop the data listeners first (in-flight requests finish), then drain, then the server port.
+        # One deadline for the in-flight requests and the flush (the drain delay comes before it).
+        deadline = loop.time() + self.cfg.server.graceful_shutdown_timeout
+        # Stop the data listeners first (in-flight requests finish), then flush, then the server port.
         for s in self._servers[1:]:
             s.should_exit = True
         await asyncio.gather(*tasks[1:], return_exceptions=True)
         if replay is not None:
             await replay
-        await self.sink.close(self.cfg.server.graceful_shutdown_timeout)
+        await self.sink.close(max(0.0, deadline - loop.time()))
         if self.wal is not None:
             await self.wal.close()
         self._servers[0].should_exit = True
@@ -174,4 +179,7 @@ class Relay:
         return 1 if failed else 0
 
     def stop(self) -> None:
+        """Begin the drain; called again (a second signal), end the drain delay at once."""
+        if self._stopping.is_set():
+            self._hurry.set()
         self._stopping.set()

@@ -33,11 +33,14 @@ def free_port() -> int:
 class RelayProcess:
     """`python -m relay` with a given config, started and stopped by the test."""
 
-    def __init__(self, tmp: Path, config: dict[str, Any] | None, args: list[str], env: dict[str, str] | None) -> None:
-        self.server_port = free_port()
+    def __init__(self, tmp: Path, config: dict[str, Any] | None, args: list[str], env: dict[str, str] | None,
+                 server_port: int = 0) -> None:
+        self.server_port = server_port or free_port()
         self.config = config
         self.config_path: Path | None = None
-        cmd = [sys.executable, "-m", "relay", f"-server.http-listen-port={self.server_port}"]
+        # No drain delay unless a test asks for one (a later -server.shutdown-delay wins): tests that
+        # stop a relay are not behind a load balancer, and the delay would only slow them down.
+        cmd = [sys.executable, "-m", "relay", f"-server.http-listen-port={self.server_port}", "-server.shutdown-delay=0s"]
         if config is not None:
             config.setdefault("server", {})
             config["server"].setdefault("http_listen_address", "127.0.0.1")

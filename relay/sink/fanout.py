@@ -13,6 +13,7 @@ Everything here is per request or per batch, never per entry.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Protocol
 
@@ -26,6 +27,11 @@ held_bytes = Gauge(
     "loki_relay_held_bytes",
     "Encoded entry bytes held for delivery (not yet settled by every client); bounded by "
     "limits_config.max_buffered_bytes.",
+    registry=metrics.REGISTRY,
+)
+held_limit = Gauge(
+    "loki_relay_held_bytes_limit",
+    "limits_config.max_buffered_bytes (0: no limit), for graphing loki_relay_held_bytes against it.",
     registry=metrics.REGISTRY,
 )
 
@@ -69,6 +75,7 @@ class Fanout:
         self.clients = clients
         self.wal = wal
         self.max_bytes = max_bytes or (1 << 62)
+        held_limit.set(max_bytes)
         self.max_bytes_per_tenant = max_bytes_per_tenant or (1 << 62)
         self.held = 0  # bytes held for delivery, all tenants
         self.reserved = 0  # bytes of requests admitted but waiting for the WAL
@@ -76,6 +83,7 @@ class Fanout:
         self._tenants: dict[str, _Tenant] = {}
         self._freed: asyncio.Future[None] | None = None  # resolved when bytes are released
         self._waiting = 0
+        self._refused_at = -1e9  # monotonic time of the last refusal for max_buffered_bytes
         for i, c in enumerate(clients):
             c.on_done = self._settler(i)
             c.durable = wal is not None
@@ -118,9 +126,23 @@ class Fanout:
                 await self.freed(deadline - loop.time())
                 why = self._fits(tenant, size)
         if why:
+            self._refused(why)
             return why
         self._reserve(tenant, size)
         return Ticket(self, tenant, size)
+
+    def _refused(self, why: str) -> None:
+        if why == "max_buffered_bytes":
+            self._refused_at = time.monotonic()
+
+    def refusing(self, window: float = 5.0) -> str:
+        """"max_buffered_bytes" if a request was refused for it in the last `window` seconds, else "".
+
+        Only the limit of the whole relay counts: one tenant at its own limit does not make the
+        instance a worse choice for the others. The window keeps readiness from flapping between
+        a refusal and the next freed batch.
+        """
+        return "max_buffered_bytes" if time.monotonic() - self._refused_at < window else ""
 
     async def freed(self, timeout: float) -> None:
         """Return when some held or reserved bytes are released, or after `timeout` seconds."""
@@ -149,6 +171,7 @@ class Fanout:
         total = sum(sizes.values())
         held = self.held + self.reserved - own
         if held and held + total > self.max_bytes:
+            self._refused("max_buffered_bytes")
             return "max_buffered_bytes"
         for tenant, size in sizes.items():
             th = self.tenant_held(tenant) - (own if ticket is not None and ticket.tenant == tenant else 0)
