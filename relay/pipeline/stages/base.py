@@ -45,6 +45,8 @@ class Stage:
     """A compiled stage. Override `process` (one entry; False drops it) or `run` (a whole batch)."""
 
     kind: str = ""
+    # Seconds; when > 0 the relay calls flush() about this often (multiline's max_wait_time).
+    flush_every: float = 0.0
 
     def process(self, entry: Entry) -> bool:
         return True
@@ -56,6 +58,10 @@ class Stage:
     def flush(self) -> list[Entry]:
         """Entries held back (multiline), given up at shutdown or when their wait ends."""
         return []
+
+    def close(self) -> list[Entry]:
+        """Everything still held back, at shutdown. By default what flush() gives."""
+        return self.flush()
 
 
 StageFactory = Callable[[Any, BuildContext], Stage]
