@@ -57,7 +57,7 @@ class Selector:
         tests: list[Callable[[str], bool]] = []
         for op, text, regex in self.filters:
             if op == "|=":
-                tests.append(text.__contains__ if text else (lambda _line: True))
+                tests.append((lambda t: lambda line: t in line)(text))
             elif op == "!=":
                 tests.append((lambda t: lambda line: t not in line)(text))
             elif op == "|~":
