@@ -93,6 +93,8 @@ class Ingest:
         received = out.entries + sum(out.dropped.values()) if out.received is None else out.received
         self._m_entries.inc(received)
         self._m_bytes.inc(out.size + sum(out.dropped_bytes.values()))
+        if out.hold > 0:  # a limit stage without drop: slow the sender down, as Promtail blocks
+            await asyncio.sleep(out.hold)
         await self._queue(out, ticket, received)
         return out
 

@@ -20,8 +20,10 @@ class Pipeline(Stage):
 
     kind = "pipeline"
 
-    def __init__(self, stages: list[Stage], drops: Counter[str], drop_bytes: Counter[str]) -> None:
+    def __init__(self, stages: list[Stage], drops: Counter[str], drop_bytes: Counter[str],
+                 holds: list[float] | None = None) -> None:
         self.stages = stages
+        self.holds = holds if holds is not None else []  # seconds stages asked to hold the batch
         self.drops = drops  # reason -> entries dropped on purpose, since the last take_drops()
         self.drop_bytes = drop_bytes
         waits = [s.flush_every for s in stages if s.flush_every > 0]
@@ -55,6 +57,12 @@ class Pipeline(Stage):
     def close(self) -> list[Entry]:
         """Everything still held back, through the rest of the pipeline (at shutdown)."""
         return self._drain(True)
+
+    def take_hold(self) -> float:
+        """The longest hold a stage asked for since the last call (limit without drop)."""
+        longest = max(self.holds, default=0.0)
+        self.holds.clear()
+        return longest
 
     def take_drops(self) -> tuple[Counter[str], Counter[str]]:
         drops, size = Counter(self.drops), Counter(self.drop_bytes)
@@ -97,22 +105,23 @@ def _build_stages(raw: Any, ctx: BuildContext, where: str) -> list[Stage]:
     return out
 
 
-def build(raw: Any, job: str, where: str = "pipeline_stages") -> Pipeline | None:
+def build(raw: Any, job: str, where: str = "pipeline_stages", max_hold: float = float("inf")) -> Pipeline | None:
     """The job's compiled pipeline, or None when it has no stages. Raises ConfigError."""
     if not raw:
         return None
     drops: Counter[str] = Counter()
     drop_bytes: Counter[str] = Counter()
+    holds: list[float] = []
 
     def count_drop(reason: str, n: int, size: int) -> None:
         drops[reason] += n
         drop_bytes[reason] += size
 
     def nested(stages_raw: Any, name: str) -> Stage:
-        return Pipeline(_build_stages(stages_raw, ctx, "stages"), drops, drop_bytes)
+        return Pipeline(_build_stages(stages_raw, ctx, "stages"), drops, drop_bytes, holds)
 
-    ctx = BuildContext(job=job, count_drop=count_drop, build_nested=nested)
+    ctx = BuildContext(job=job, count_drop=count_drop, build_nested=nested, hold=holds.append, max_hold=max_hold)
     try:
-        return Pipeline(_build_stages(raw, ctx, where), drops, drop_bytes)
+        return Pipeline(_build_stages(raw, ctx, where), drops, drop_bytes, holds)
     except StageError as e:
         raise ConfigError(f'job "{job}" {e}') from None

@@ -41,6 +41,7 @@ class Outcome:
     errors: list[str] = field(default_factory=list)  # reasons for invalid streams, for the answer
     truncated: int = 0  # entries cut to max_line_size
     received: int | None = None  # entries taken in, when stages make it differ from accepted + dropped
+    hold: float = 0.0  # seconds to hold the request before queueing (limit stage without drop)
 
 
 @dataclass(slots=True, frozen=True)
@@ -206,6 +207,7 @@ class Processor:
             self._group(run(entries), res.tenant or tenant, groups)
         self._encode(groups, out)
         out.received = received
+        out.hold = self.pipeline.take_hold()
         return out
 
     def flush(self, final: bool = False) -> Outcome:

@@ -39,6 +39,11 @@ class BuildContext:
     count_drop: Callable[[str, int, int], None] = lambda reason, n, size: None
     # Builds a nested pipeline (the match stage's `stages`); filled in by the pipeline module.
     build_nested: Callable[[Any, str], Stage] | None = None
+    # Asks the caller to hold the current batch this many seconds before sending it (the limit
+    # stage without drop: Promtail blocks the pipeline; the relay holds the request instead).
+    hold: Callable[[float], None] = lambda seconds: None
+    # The longest an entry may be held; beyond it the entry is dropped (lambda's PIPELINE_TIMEOUT).
+    max_hold: float = float("inf")
 
 
 class Stage:
