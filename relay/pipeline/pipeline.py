@@ -91,7 +91,7 @@ def _build_stages(raw: Any, ctx: BuildContext, where: str) -> list[Stage]:
         raise StageError(f"{where}: expected a list of stages, got {type(raw).__name__}")
     out: list[Stage] = []
     for i, item in enumerate(raw):
-        kind = "?"
+        kind = ""
         try:
             kind, block = _kind_and_block(item)
             factory = KINDS.get(kind)
@@ -101,7 +101,7 @@ def _build_stages(raw: Any, ctx: BuildContext, where: str) -> list[Stage]:
             stage.kind = stage.kind or kind
             out.append(stage)
         except StageError as e:
-            raise StageError(f"{where}[{i}] ({kind}): {e}") from None
+            raise StageError(f"{where}[{i}]{f' ({kind})' if kind else ''}: {e}") from None
     return out
 
 

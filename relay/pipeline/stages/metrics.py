@@ -60,10 +60,10 @@ class MetricVec:
         self.lock = threading.Lock()  # scrapes may run while entries are processed
 
     def get(self, labels: dict[str, str]) -> _Series:
-        key = frozenset(labels.items())
+        clean = {k: v for k, v in labels.items() if not k.startswith("__") and _LABEL_NAME.fullmatch(k)}
+        key = frozenset(clean.items())
         s = self.series.get(key)
         if s is None:
-            clean = {k: v for k, v in labels.items() if not k.startswith("__") and _LABEL_NAME.fullmatch(k)}
             with self.lock:
                 s = self.series[key] = _Series(clean, len(self.buckets) + 1)
         return s
@@ -163,19 +163,19 @@ class MetricsStage(Stage):
                     continue
                 if m.value is not None and to_str(amount) != m.value:
                     continue
+                number = 1.0 if m.action in ("inc", "dec") else to_float(amount)
+                if number is None:
+                    continue  # no number in it: nothing recorded, no series made (as Promtail)
                 if prev is None or (labels is not prev and labels != prev):
                     series = vec.get(labels)
                     prev = labels
                 assert series is not None
-                _record(vec.kind, m.action, series, amount, vec.buckets, now)
+                _record(vec.kind, m.action, series, number, vec.buckets, now)
         return entries
 
 
-def _record(kind: str, action: str, s: _Series, amount: Any, buckets: tuple[float, ...], now: float) -> None:
+def _record(kind: str, action: str, s: _Series, f: float, buckets: tuple[float, ...], now: float) -> None:
     if kind == "histogram":
-        f = to_float(amount)
-        if f is None:
-            return
         i = 0
         while i < len(buckets) and f > buckets[i]:
             i += 1
@@ -187,9 +187,6 @@ def _record(kind: str, action: str, s: _Series, amount: Any, buckets: tuple[floa
     elif action == "dec":
         s.value -= 1.0
     else:
-        f = to_float(amount)
-        if f is None:
-            return
         if action == "add":
             if kind == "counter" and f < 0:
                 return  # a counter cannot go down (Prometheus' client would panic)
