@@ -171,3 +171,42 @@ def test_aws_firehose_job_runs_stages(receiver: Receiver, start_relay: Any) -> N
     assert sorted(e["line"] for e in got) == ["keep me", "keep too"]
     assert all(e["labels"]["via"] == "firehose" for e in got)
     assert rel.metric("loki_relay_dropped_entries_total", reason="not_kept", job="firehose") == 1
+
+
+def multiline_config(receiver: Receiver, port: int, wait: str) -> dict[str, Any]:
+    cfg = push_config(receiver.url, port)
+    cfg["scrape_configs"][0]["pipeline_stages"] = [
+        {"multiline": {"firstline": r"^\d{4}-", "max_wait_time": wait}},
+        {"static_labels": {"joined": "yes"}},
+    ]
+    return cfg
+
+
+BLOCK = [["2024-05-01 start of a trace"], ["  at frame one"], ["  at frame two"]]
+
+
+def test_multiline_block_leaves_after_max_wait_time(receiver: Receiver, start_relay: Any) -> None:
+    port = free_port()
+    start_relay(multiline_config(receiver, port, "300ms"))
+    t0 = time.time_ns()
+    values = [[str(t0 + i), v[0]] for i, v in enumerate(BLOCK)]
+    assert jpush(port, [({"app": "java"}, values)]).status_code == 204
+    time.sleep(0.1)
+    assert receiver.entries() == []  # still held: the block may go on
+    got = settle(receiver, 1)
+    assert [e["line"] for e in got] == ["2024-05-01 start of a trace\n  at frame one\n  at frame two"]
+    assert got[0]["labels"] == {"app": "java", "joined": "yes"}
+
+
+def test_multiline_block_is_flushed_on_shutdown(receiver: Receiver, start_relay: Any) -> None:
+    port = free_port()
+    rel = start_relay(multiline_config(receiver, port, "10m"))
+    t0 = time.time_ns()
+    values = [[str(t0 + i), v[0]] for i, v in enumerate(BLOCK)]
+    assert jpush(port, [({"app": "java"}, values)]).status_code == 204
+    time.sleep(0.5)
+    assert receiver.entries() == []
+    assert rel.stop() == 0
+    got = receiver.entries()
+    assert [e["line"] for e in got] == ["2024-05-01 start of a trace\n  at frame one\n  at frame two"]
+    assert got[0]["labels"] == {"app": "java", "joined": "yes"}

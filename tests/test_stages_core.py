@@ -317,10 +317,6 @@ def test_stages_run_in_order() -> None:
     assert e.labels == {}  # `labels` read the extracted map, where a was never put
 
 
-class Holder:
-    """A stage that holds every entry until flushed (a multiline stand-in)."""
-
-
 def test_flush_sends_held_entries_through_the_later_stages() -> None:
     from relay.pipeline.stages.base import KINDS, Stage
 
@@ -339,14 +335,20 @@ def test_flush_sends_held_entries_through_the_later_stages() -> None:
             out, self.held = self.held, []
             return out
 
+        def flush_expired(self) -> list[Entry]:
+            out, self.held = self.held[:1], self.held[1:]
+            return out
+
     KINDS["t_hold"] = lambda config, ctx: Hold()
     try:
         p = pipe({"t_hold": {}}, {"static_labels": {"after": "yes"}})
         assert p.flush_every == 0.5
-        assert run(p, entry("a"), entry("b")) == []
-        out = p.close()
-        assert [e.line for e in out] == ["a", "b"] and all(e.labels["after"] == "yes" for e in out)
-        assert p.flush() == []
+        assert run(p, entry("a"), entry("b"), entry("c")) == []
+        out = p.flush_expired()
+        assert [e.line for e in out] == ["a"] and out[0].labels["after"] == "yes"
+        out = p.flush()
+        assert [e.line for e in out] == ["b", "c"] and all(e.labels["after"] == "yes" for e in out)
+        assert p.flush() == [] and p.flush_expired() == []
     finally:
         del KINDS["t_hold"]
 

@@ -26,8 +26,8 @@ class Pipeline(Stage):
         self.holds = holds if holds is not None else []  # seconds stages asked to hold the batch
         self.drops = drops  # reason -> entries dropped on purpose, since the last take_drops()
         self.drop_bytes = drop_bytes
-        waits = [s.flush_every for s in stages if s.flush_every > 0]
-        self.flush_every = min(waits) if waits else 0.0
+        waits = [_period(s) for s in stages]
+        self.flush_every = min((w for w in waits if w > 0), default=0.0)
 
     def run(self, entries: list[Entry]) -> list[Entry]:
         for stage in self.stages:
@@ -40,7 +40,7 @@ class Pipeline(Stage):
         out: list[Entry] = []
         stages = self.stages
         for i, stage in enumerate(stages):
-            held = stage.close() if final else stage.flush()
+            held = stage.flush() if final else stage.flush_expired()
             if not held:
                 continue
             for later in stages[i + 1:]:
@@ -50,11 +50,11 @@ class Pipeline(Stage):
             out += held
         return out
 
-    def flush(self) -> list[Entry]:
+    def flush_expired(self) -> list[Entry]:
         """Entries whose wait ended (multiline), through the rest of the pipeline."""
         return self._drain(False)
 
-    def close(self) -> list[Entry]:
+    def flush(self) -> list[Entry]:
         """Everything still held back, through the rest of the pipeline (at shutdown)."""
         return self._drain(True)
 
@@ -69,6 +69,17 @@ class Pipeline(Stage):
         self.drops.clear()
         self.drop_bytes.clear()
         return drops, size
+
+
+POLL = 0.25  # seconds between flush_expired() calls for stages that give no period of their own
+
+
+def _period(stage: Stage) -> float:
+    if stage.flush_every > 0:
+        return stage.flush_every
+    if type(stage).flush_expired is not Stage.flush_expired:
+        return POLL
+    return 0.0
 
 
 def _kind_and_block(item: Any) -> tuple[str, Any]:

@@ -216,7 +216,7 @@ class Processor:
         if self.pipeline is None:
             return out
         groups: dict[Hashable, tuple[str, list[Entry]]] = {}
-        self._group(self.pipeline.close() if final else self.pipeline.flush(), "", groups)
+        self._group(self.pipeline.flush() if final else self.pipeline.flush_expired(), "", groups)
         self._encode(groups, out)
         return out
 

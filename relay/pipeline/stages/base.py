@@ -50,7 +50,8 @@ class Stage:
     """A compiled stage. Override `process` (one entry; False drops it) or `run` (a whole batch)."""
 
     kind: str = ""
-    # Seconds; when > 0 the relay calls flush() about this often (multiline's max_wait_time).
+    # Seconds; when > 0 the relay calls flush_expired() about this often. A stage that overrides
+    # flush_expired() and leaves this 0 is polled every quarter second.
     flush_every: float = 0.0
 
     def process(self, entry: Entry) -> bool:
@@ -64,9 +65,9 @@ class Stage:
         """Entries held back (multiline), given up at shutdown or when their wait ends."""
         return []
 
-    def close(self) -> list[Entry]:
-        """Everything still held back, at shutdown. By default what flush() gives."""
-        return self.flush()
+    def flush_expired(self) -> list[Entry]:
+        """Entries held back whose wait has ended (multiline's max_wait_time); called on a timer."""
+        return []
 
 
 StageFactory = Callable[[Any, BuildContext], Stage]

@@ -26,6 +26,7 @@ class MatchStage(Stage):
         self.nested = nested
         self.reason = reason
         self.count_drop = ctx.count_drop
+        self.flush_every = nested.flush_every if nested is not None else 0.0
         self._by_labels: dict[frozenset[tuple[str, str]], bool] = {}
 
     def _labels_match(self, labels: dict[str, str]) -> bool:
@@ -74,6 +75,9 @@ class MatchStage(Stage):
         if len(survivors) != len(done) or not survivors <= {id(e) for e in matched}:
             return [e for e, hit in zip(entries, flags) if not hit] + done  # new entries (multiline)
         return [e for e, hit in zip(entries, flags) if not hit or id(e) in survivors]
+
+    def flush_expired(self) -> list[Entry]:
+        return self.nested.flush_expired() if self.nested is not None else []
 
     def flush(self) -> list[Entry]:
         return self.nested.flush() if self.nested is not None else []
