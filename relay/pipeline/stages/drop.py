@@ -42,8 +42,12 @@ class DropStage(Stage):
         self.regex = regex
         self.older_than_ns = None if older_than is None else int(older_than * 1e9)
         self.longer_than = longer_than
+        self.value: str | None = None  # set for `value`: an exact comparison, no regex needed
 
     def run(self, entries: list[Entry]) -> list[Entry]:
+        if self.value is not None and self.longer_than is None and self.older_than_ns is None \
+                and self.sources is not None and len(self.sources) == 1:
+            return self._run_value(entries)
         keep: list[Entry] = []
         dropped = size = 0
         cutoff = time.time_ns() - self.older_than_ns if self.older_than_ns is not None else 0
@@ -54,6 +58,28 @@ class DropStage(Stage):
                 size += len(e.line)
             else:
                 keep.append(e)
+        if dropped:
+            self.count_drop(self.reason, dropped, size)
+        return keep
+
+    def _run_value(self, entries: list[Entry]) -> list[Entry]:
+        """The common `source` + `value` form, in one loop."""
+        source, value = self.sources[0], self.value  # type: ignore[index]
+        keep: list[Entry] = []
+        append = keep.append
+        dropped = size = 0
+        for e in entries:
+            v = e.extracted.get(source, "")  # absent: compared as "" (Promtail joins no values)
+            if v.__class__ is not str:
+                v = to_str(v)
+                if v is None:
+                    append(e)
+                    continue
+            if v == value:
+                dropped += 1
+                size += len(e.line)
+            else:
+                append(e)
         if dropped:
             self.count_drop(self.reason, dropped, size)
         return keep
@@ -78,7 +104,10 @@ class DropStage(Stage):
                     if text is None:
                         return False
                     values.append(text)
-            return regex.search(self.separator.join(values)) is not None
+            joined = self.separator.join(values)
+            if self.value is not None:
+                return joined == self.value  # `^value$` of the quoted value: plain equality
+            return regex.search(joined) is not None
         if regex is not None:
             return regex.search(e.line) is not None
         return True
@@ -129,7 +158,9 @@ def build(config: Any, ctx: BuildContext) -> Stage:
             longer_than = parse_bytes(longer)
         except ValueError as e:
             raise StageError(f"drop stage failed to parse longer_than to bytes: {e}") from None
-    return DropStage(ctx, reason, sources, separator, regex, older_than, longer_than)
+    stage = DropStage(ctx, reason, sources, separator, regex, older_than, longer_than)
+    stage.value = value
+    return stage
 
 
 def _quote_meta(text: str) -> str:
