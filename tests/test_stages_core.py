@@ -432,8 +432,8 @@ def test_metric_type_clash_is_refused() -> None:
 
 
 def test_pipeline_stages_must_be_a_list() -> None:
-    from relay.config import parse_config
     from relay import sources  # noqa: F401
+    from relay.config import parse_config
 
     with pytest.raises(ConfigError, match='job "x" pipeline_stages: expected a list of stages'):
         parse_config({"scrape_configs": [{"job_name": "x", "loki_push_api": {}, "pipeline_stages": {"labels": {}}}]})

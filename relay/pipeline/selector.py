@@ -54,21 +54,22 @@ class Selector:
 
     def line_filter(self) -> Callable[[str], bool] | None:
         """One function testing every line filter, or None when there are none."""
-        tests: list[Callable[[str], bool]] = []
-        for op, text, regex in self.filters:
-            if op == "|=":
-                tests.append((lambda t: lambda line: t in line)(text))
-            elif op == "!=":
-                tests.append((lambda t: lambda line: t not in line)(text))
-            elif op == "|~":
-                tests.append((lambda r: lambda line: r.search(line) is not None)(regex))
-            else:
-                tests.append((lambda r: lambda line: r.search(line) is None)(regex))
+        tests = [_line_test(op, text, regex) for op, text, regex in self.filters]
         if not tests:
             return None
         if len(tests) == 1:
             return tests[0]
         return lambda line: all(t(line) for t in tests)
+
+
+def _line_test(op: str, text: str, regex: Any) -> Callable[[str], bool]:
+    if op == "|=":
+        return lambda line: text in line
+    if op == "!=":
+        return lambda line: text not in line
+    if op == "|~":
+        return lambda line: regex.search(line) is not None
+    return lambda line: regex.search(line) is None
 
 
 def _unquote(tok: str) -> str:

@@ -64,7 +64,7 @@ def _go_float(f: float) -> str:
         return "+Inf" if f > 0 else "-Inf"
     r = repr(f)
     if "e" not in r and "E" not in r:
-        return r[:-2] if r.endswith(".0") else r
+        return r.removesuffix(".0")
     from decimal import Decimal
 
     text = format(Decimal(r), "f")

@@ -26,7 +26,7 @@ TIMEOUT_REASON = "pipeline_timeout"
 class TokenBucket:
     """golang.org/x/time/rate.Limiter: starts full; `tokens` may go negative for reservations."""
 
-    __slots__ = ("rate", "burst", "tokens", "last")
+    __slots__ = ("burst", "last", "rate", "tokens")
 
     def __init__(self, rate: float, burst: int) -> None:
         self.rate = rate

@@ -37,7 +37,7 @@ GAUGE_ACTIONS = ("set", "inc", "dec", "add", "sub")
 
 
 class _Series:
-    __slots__ = ("labels", "value", "counts", "total", "last")
+    __slots__ = ("counts", "labels", "last", "total", "value")
 
     def __init__(self, labels: dict[str, str], buckets: int) -> None:
         self.labels = labels
@@ -129,7 +129,7 @@ relay_metrics.REGISTRY.register(COLLECTOR)
 
 
 class _Metric:
-    __slots__ = ("vec", "source", "action", "value", "match_all", "count_bytes")
+    __slots__ = ("action", "count_bytes", "match_all", "source", "value", "vec")
 
     def __init__(self, vec: MetricVec, source: str, action: str, value: str | None, match_all: bool,
                  count_bytes: bool) -> None:
