@@ -110,6 +110,10 @@ def build_config(flags: Flags) -> Config:
     cfg = config.parse_config(doc, sections=SECTIONS)
     if not path:
         cfg.jobs = [default_job()]
+    from .pipeline.pipeline import build as build_pipeline
+
+    for job in cfg.jobs:  # compiled here to refuse a bad stage at once (and in -check-syntax)
+        build_pipeline(job.pipeline_stages, job.name)
     if "server.http-listen-port" in flags.values:
         try:
             cfg.server.http_listen_port = int(flags.values["server.http-listen-port"])

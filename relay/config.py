@@ -216,6 +216,8 @@ class JobConfig:
     use_incoming_timestamp: bool = False
     max_message_size: int = DEFAULT_MAX_MSG_SIZE
     options: dict[str, Any] = field(default_factory=dict)  # settings particular to the job's kind
+    # Promtail's pipeline_stages as written (a list of one-key mappings); relay.pipeline compiles them.
+    pipeline_stages: list[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -259,7 +261,7 @@ _INERT_SERVER = frozenset({
 })
 _INERT_CLIENT = frozenset({"stream_lag_labels", "enable_http2", "follow_redirects", "no_proxy", "proxy_from_environment",
                            "proxy_connect_header", "oauth2", "authorization"})
-_INERT_SCRAPE = frozenset({"pipeline_stages", "static_configs", "file_sd_configs", "kubernetes_sd_configs",
+_INERT_SCRAPE = frozenset({"static_configs", "file_sd_configs", "kubernetes_sd_configs",
                            "consul_sd_configs", "consulagent_sd_configs", "docker_sd_configs", "journal", "syslog",
                            "gcplog", "windows_events", "kafka", "gelf", "cloudflare", "heroku_drain", "azure_event_hubs",
                            "encoding", "decompression"})
@@ -409,6 +411,10 @@ def parse_job(value: Any, path: str) -> JobConfig:
     if k.has("relabel_configs"):
         job.has_relabel = True
         job.relabel += _compile_relabel(k.get("relabel_configs"), f"job {name!r} {k.at('relabel_configs')}")
+    stages = k.get("pipeline_stages")
+    if stages is not None and not isinstance(stages, list):
+        raise ConfigError(f'job "{name}" pipeline_stages: expected a list of stages')
+    job.pipeline_stages = stages or []
     k.done()
     return job
 

@@ -90,15 +90,36 @@ class Ingest:
                 raise self._refuse(full, sum(len(s.entries.entries) for s in streams))
         out = self.processor.process(streams, tenant, receive_ns)
         # Counted from what processing saw anyway: no second pass over the streams.
-        received = out.entries + sum(out.dropped.values())
+        received = out.entries + sum(out.dropped.values()) if out.received is None else out.received
         self._m_entries.inc(received)
         self._m_bytes.inc(out.size + sum(out.dropped_bytes.values()))
+        if out.hold > 0:  # a limit stage without drop: slow the sender down, as Promtail blocks
+            await asyncio.sleep(out.hold)
+        await self._queue(out, ticket, received)
+        return out
+
+    async def flush(self, final: bool = False) -> None:
+        """Send what pipeline stages held back and now give up (multiline): on their timer, and
+        with `final` at shutdown. Waits for room like a push; refused, the entries are counted."""
+        out = self.processor.flush(final)
+        try:
+            await self._queue(out, None, out.entries, wait=True)
+        except Backpressure as e:
+            log.error("job %s: %d held-back entries dropped: %s", self.job.name, out.entries, e)
+            out.dropped["backpressure"] += out.entries
+            out.dropped_bytes["backpressure"] += out.size
+            for reason, n in out.dropped.items():
+                metrics.count_drop(reason, n, out.dropped_bytes[reason], job=self.job.name)
+
+    async def _queue(self, out: Outcome, ticket: Ticket | None, received: int, wait: bool = False) -> None:
+        """Hand the outcome's chunks to the sinks (and the WAL); counts the outcome's drops."""
+        sink = self.sink
         if out.chunks:
             sizes = {t: sum(map(CHUNK_SIZE, chunks)) for t, chunks in out.chunks.items()}
             full = sink.admit(sizes, ticket)
-            if full and ticket is not None:
-                # Admitted before reading but bigger than estimated: the work is done, so wait
-                # for room rather than make the sender do it all again.
+            if full and (ticket is not None or wait):
+                # Admitted before reading but bigger than estimated (or held back by a stage): the
+                # work is done, so wait for room rather than make the sender do it all again.
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + self.wait
                 while full and loop.time() < deadline:
@@ -133,7 +154,6 @@ class Ingest:
             metrics.count_drop(reason, n, out.dropped_bytes[reason], job=self.job.name)
         if out.truncated:
             metrics.truncated_entries.labels(self.job.name).inc(out.truncated)
-        return out
 
     def count_invalid(self, entries: int, size: int) -> None:
         """Entries a source could not decode (bad labels, bad timestamps ...)."""

@@ -150,6 +150,8 @@ class Relay:
             if any(t.done() for t in tasks):
                 break
             await asyncio.sleep(0.01)
+        flushers = [loop.create_task(self._flush_every(i), name=f"flush {i.job.name}")
+                    for i in self.ingests if i.processor.flush_every > 0]
         self.readiness.started = True
         log.info("loki-relay ready: %d job(s), %d client(s)", len(self.ingests), len(self.clients))
         failed = [t for t in tasks if t.done()]
@@ -168,6 +170,12 @@ class Relay:
         for s in self._servers[1:]:
             s.should_exit = True
         await asyncio.gather(*tasks[1:], return_exceptions=True)
+        for f in flushers:
+            f.cancel()
+        await asyncio.gather(*flushers, return_exceptions=True)
+        for ingest in self.ingests:  # what stages still hold (multiline) goes out before the drain
+            if ingest.processor.pipeline is not None:
+                await ingest.flush(final=True)
         if replay is not None:
             await replay
         await self.sink.close(max(0.0, deadline - loop.time()))
@@ -177,6 +185,17 @@ class Relay:
         await asyncio.gather(tasks[0], return_exceptions=True)
         log.info("stopped")
         return 1 if failed else 0
+
+    @staticmethod
+    async def _flush_every(ingest: Ingest) -> None:
+        """Pipeline stages that hold entries back (multiline max_wait_time) give them up on a timer."""
+        every = ingest.processor.flush_every
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await ingest.flush()
+            except Exception:  # a bug in a stage must not stop the timer, nor the relay
+                log.exception("job %s: flushing pipeline stages failed", ingest.job.name)
 
     def stop(self) -> None:
         """Begin the drain; called again (a second signal), end the drain delay at once."""

@@ -22,6 +22,10 @@ Environment (lambda-promtail's names and meanings):
     OMIT_EXTRA_LABELS_PREFIX  true/false (default false): name them <name> instead
     DROP_LABELS               "name1,name2": labels removed before relabeling
     RELABEL_CONFIGS           a JSON (or YAML) list of Prometheus relabel rules
+    LOKI_STAGE_CONFIGS        a JSON array of Promtail pipeline stages ([{"json": {...}}, {"labels": {...}}]),
+                              run after RELABEL_CONFIGS and the removal of `__*` labels
+    PIPELINE_TIMEOUT          Go duration (default 1s): the longest a stage may hold an entry (a
+                              limit stage without drop); an entry that would wait longer is dropped
     SKIP_TLS_VERIFY           true/false (default false)
     PRINT_LOG_LINE            true/false (default true): print each line to the function's log
 
@@ -55,18 +59,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 import yaml
 
 from .. import __version__, relabel
 from ..config import ConfigError, JobConfig, LimitsConfig, ServerConfig
 from ..model import Chunk, Stream, new_stream
 from ..pipeline import Processor
+from ..pipeline.pipeline import Pipeline
+from ..pipeline.pipeline import build as build_pipeline
+from ..pipeline.stages.block import go_duration
 from ..sink.batch import LabelEncoder, compress, encode_push
 from ..sources import aws_lambda
 from ..sources.aws_lambda import LambdaSettings, ObjectReader, S3Clients, S3ReadError, S3Settings
 from ..sources.lambda_events import SQS, parse_event
 
 DEFAULT_BATCH_SIZE = 131072
+DEFAULT_PIPELINE_TIMEOUT = 1.0
 TIMEOUT = 5.0
 MIN_BACKOFF = 0.1
 MAX_BACKOFF = 30.0
@@ -99,6 +108,8 @@ class Settings:
     lambda_settings: LambdaSettings = field(default_factory=LambdaSettings)
     relabel: list[relabel.Rule] = field(default_factory=list)
     has_relabel: bool = False
+    pipeline: Pipeline | None = None  # LOKI_STAGE_CONFIGS, compiled once per cold start
+    pipeline_timeout: float = DEFAULT_PIPELINE_TIMEOUT
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -189,6 +200,26 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         except relabel.RelabelError as e:
             raise SettingsError(f"RELABEL_CONFIGS: {e}") from None
         s.has_relabel = True
+    raw = env.get("PIPELINE_TIMEOUT", "").strip()
+    if raw:
+        try:
+            s.pipeline_timeout = go_duration(raw)
+        except ValueError as e:
+            raise SettingsError(f"PIPELINE_TIMEOUT must be a Go duration such as 1s or 500ms, got {raw!r}: {e}") from None
+        if s.pipeline_timeout <= 0:
+            raise SettingsError(f"PIPELINE_TIMEOUT must be positive, got {raw!r}")
+    raw = env.get("LOKI_STAGE_CONFIGS", "").strip()
+    if raw:
+        try:
+            stages = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise SettingsError(f"failed to parse LOKI_STAGE_CONFIGS: {e}") from None
+        if not isinstance(stages, list):
+            raise SettingsError("failed to parse LOKI_STAGE_CONFIGS: expected a JSON array of stages")
+        try:
+            s.pipeline = build_pipeline(stages, "lambda-promtail", "LOKI_STAGE_CONFIGS", max_hold=s.pipeline_timeout)
+        except ConfigError as e:
+            raise SettingsError(str(e)) from None
     return s
 
 
@@ -201,7 +232,7 @@ class Shipper:
         self.context = context
         job = JobConfig(name="lambda-promtail", kind=aws_lambda.KIND, listen=ServerConfig(), relabel=s.relabel,
                         has_relabel=s.has_relabel, use_incoming_timestamp=True)
-        self.processor = Processor(job, LimitsConfig(), aws_lambda.DEFAULT_RULES)
+        self.processor = Processor(job, LimitsConfig(), aws_lambda.DEFAULT_RULES, pipeline=s.pipeline)
         self.labels = LabelEncoder({})
         self.pending: dict[str, list[Chunk]] = {}
         self.pending_bytes = 0
@@ -215,6 +246,17 @@ class Shipper:
         if self.s.print_log_line:
             sys.stdout.write("".join(f"{e.line}\n" for st in streams for e in st.entries.entries))
         out = self.processor.process(streams, self.s.tenant_id, receive_ns)
+        if out.hold > 0:  # a limit stage without drop: wait for its tokens (at most PIPELINE_TIMEOUT)
+            time.sleep(out.hold)
+        self._take(out, owner)
+
+    def close(self) -> None:
+        """The end of an invocation: whatever stages held back (multiline) is sent with the rest."""
+        if self.processor.pipeline is not None:
+            self._take(self.processor.flush(final=True), None)
+        self.flush()
+
+    def _take(self, out: Any, owner: str | None) -> None:
         self.dropped += sum(out.dropped.values())
         for tenant, chunks in out.chunks.items():
             self.pending.setdefault(tenant, []).extend(chunks)
@@ -320,7 +362,7 @@ def handler(event: Any, context: Any = None) -> Any:
     shipper = Shipper(s, http, context)
     if parsed.kind != SQS:
         shipper.deliver(clients, parsed.streams, parsed.s3_objects, receive_ns)
-        shipper.flush()
+        shipper.close()
         return None
     failed: set[str] = set()
     loki_down = False
@@ -341,7 +383,7 @@ def handler(event: Any, context: Any = None) -> Any:
             failed |= e.message_ids | {item.message_id}
             loki_down = True
     try:
-        shipper.flush()
+        shipper.close()
     except LokiError as e:
         print(str(e), file=sys.stderr)
         failed |= e.message_ids

@@ -4,6 +4,11 @@ Per stream, in order: static `labels` override incoming ones, `relabel_configs` 
 the tenant is taken from `__tenant_id__` if set, every other `__*` label is removed,
 and a stream left with no labels is dropped. The result of that per label set is
 cached, so a request pays for rules once per distinct label set, not per entry.
+
+A job with `pipeline_stages` then runs its stages on each stream's entries (as Promtail:
+after relabeling and the `__*` removal), and the entries are grouped again into streams by
+the label sets the stages left them with; the tenant, `__*` removal and validation are
+cached per such final label set. A job without stages never builds an entry object.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from dataclasses import dataclass, field
 from .. import relabel
 from ..config import JobConfig, LimitsConfig
 from ..model import LABEL_NAME, TENANT_LABEL, Chunk, Labels, Stream, format_labels
+from ..proto import StreamAdapter
 from .limits import LineLimit
+from .pipeline import Pipeline, build
+from .stages.base import Entry
 
 CACHE_SIZE = 50_000
 
@@ -32,6 +40,8 @@ class Outcome:
     dropped_bytes: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)  # reasons for invalid streams, for the answer
     truncated: int = 0  # entries cut to max_line_size
+    received: int | None = None  # entries taken in, when stages make it differ from accepted + dropped
+    hold: float = 0.0  # seconds to hold the request before queueing (limit stage without drop)
 
 
 @dataclass(slots=True, frozen=True)
@@ -40,6 +50,7 @@ class _Resolved:
     tenant: str | None
     reason: str = ""  # why dropped
     error: str = ""  # a message for the sender when the stream is invalid
+    final: Labels | None = None  # the label set itself (what pipeline stages start from)
 
 
 class Processor:
@@ -48,6 +59,7 @@ class Processor:
         job: JobConfig,
         limits: LimitsConfig,
         default_rules: Sequence[relabel.Rule] = (),
+        pipeline: Pipeline | None = None,
     ) -> None:
         self.static = job.labels
         self.rules = job.relabel if job.has_relabel else list(default_rules)
@@ -55,6 +67,9 @@ class Processor:
         self.limits = limits
         self.line_limit = LineLimit(limits.max_line_size, limits.max_line_size_truncate) if limits.max_line_size else None
         self._cache: dict[Hashable, _Resolved] = {}
+        self.pipeline = pipeline if pipeline is not None else build(job.pipeline_stages, job.name)
+        self._final: dict[Hashable, _Resolved] = {}  # after the stages: (tenant, label items) -> result
+        self.flush_every = self.pipeline.flush_every if self.pipeline is not None else 0.0
 
     def resolve(self, labels: Labels) -> _Resolved:
         """Labels after static labels, relabeling and `__` removal (uncached)."""
@@ -70,7 +85,7 @@ class Processor:
         problem = self._invalid(final)
         if problem:
             return _Resolved(None, None, "invalid", problem)
-        return _Resolved(format_labels(final), tenant)
+        return _Resolved(format_labels(final), tenant, final=final)
 
     def _invalid(self, labels: Labels) -> str:
         lim = self.limits
@@ -86,6 +101,8 @@ class Processor:
         return ""
 
     def process(self, streams: Sequence[Stream], tenant: str, receive_ns: int) -> Outcome:
+        if self.pipeline is not None:
+            return self._staged(streams, tenant, receive_ns)
         out = Outcome()
         by_tenant = out.chunks
         cache = self._cache
@@ -140,6 +157,158 @@ class Processor:
         out.entries = entries
         out.size = size
         return out
+
+
+    # ---- with pipeline stages ---------------------------------------------------------
+
+    def _staged(self, streams: Sequence[Stream], tenant: str, receive_ns: int) -> Outcome:
+        assert self.pipeline is not None
+        out = Outcome()
+        cache = self._cache
+        resolve = self.resolve
+        run = self.pipeline.run
+        rewrite_ts = not self.incoming_ts
+        stamp = receive_ns
+        received = 0
+        groups: dict[Hashable, tuple[str, list[Entry]]] = {}
+        for stream in streams:
+            key: Hashable = stream.key
+            if key is None:
+                key = tuple(stream.labels.items())
+            res = cache.get(key)
+            if res is None:
+                if len(cache) >= CACHE_SIZE:
+                    cache.clear()
+                res = cache[key] = resolve(stream.labels)
+            msg = stream.entries
+            n = len(msg.entries)
+            if n == 0:
+                continue
+            received += n
+            base = res.final
+            if base is None:
+                out.dropped[res.reason] += n
+                out.dropped_bytes[res.reason] += msg.ByteSize()
+                if res.error:
+                    out.errors.append(res.error)
+                continue
+            entries = []
+            append = entries.append
+            for e in msg.entries:
+                if rewrite_ts:
+                    # Receive time, one nanosecond apart so equal lines are not merged by Loki's dedup.
+                    ts = stamp
+                    stamp += 1
+                else:
+                    t = e.timestamp
+                    ts = t.seconds * 1_000_000_000 + t.nanos
+                sm = e.structuredMetadata
+                append(Entry(base.copy(), e.line, ts, base.copy(), {p.name: p.value for p in sm} if sm else {}))
+            self._group(run(entries), res.tenant or tenant, groups)
+        self._encode(groups, out)
+        out.received = received
+        out.hold = self.pipeline.take_hold()
+        return out
+
+    def flush(self, final: bool = False) -> Outcome:
+        """What the stages held back (multiline) and now give up; `final` at shutdown: everything."""
+        out = Outcome(received=0)
+        if self.pipeline is None:
+            return out
+        groups: dict[Hashable, tuple[str, list[Entry]]] = {}
+        self._group(self.pipeline.flush() if final else self.pipeline.flush_expired(), "", groups)
+        self._encode(groups, out)
+        return out
+
+    @staticmethod
+    def _group(entries: list[Entry], tenant: str, groups: dict[Hashable, tuple[str, list[Entry]]]) -> None:
+        """Entries into groups by (default tenant, final label set)."""
+        prev: Labels | None = None
+        bucket: list[Entry] = []
+        for e in entries:
+            labels = e.labels
+            # Neighbours nearly always share their label set: compare before hashing.
+            if prev is None or (labels is not prev and labels != prev):
+                key = (tenant, frozenset(labels.items()))
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = (tenant, [])
+                bucket = group[1]
+                prev = labels
+            bucket.append(e)
+
+    def _settle(self, key: Hashable, tenant: str, labels: Labels) -> _Resolved:
+        """Tenant, `__*` removal and validation of a label set the stages produced (cached)."""
+        res = self._final.get(key)
+        if res is None:
+            if len(self._final) >= CACHE_SIZE:
+                self._final.clear()
+            tenant = labels.get(TENANT_LABEL) or tenant
+            final = {k: v for k, v in labels.items() if v and not k.startswith("__")}
+            problem = self._invalid(final) if final else ""
+            if not final:
+                res = _Resolved(None, None, "no_labels")
+            elif problem:
+                res = _Resolved(None, None, "invalid", problem)
+            else:
+                res = _Resolved(format_labels(final), tenant)
+            self._final[key] = res
+        return res
+
+    def _encode(self, groups: dict[Hashable, tuple[str, list[Entry]]], out: Outcome) -> None:
+        drops, drop_bytes = self.pipeline.take_drops() if self.pipeline is not None else ({}, {})
+        for reason, n in drops.items():
+            out.dropped[reason] += n
+            out.dropped_bytes[reason] += drop_bytes.get(reason, 0)
+        by_tenant = out.chunks
+        line_limit = self.line_limit
+        for key, (tenant, entries) in groups.items():
+            res = self._settle(key, tenant, entries[0].labels)
+            if res.labels is None:
+                out.dropped[res.reason] += len(entries)
+                out.dropped_bytes[res.reason] += sum(len(e.line) for e in entries)
+                if res.error:
+                    out.errors.append(res.error)
+                continue
+            msg = _adapter(entries, out)
+            if line_limit is not None:
+                line_limit.apply(msg, out)
+            n = len(msg.entries)
+            if n == 0:
+                continue
+            data = msg.SerializeToString()
+            chunk = _chunk((res.labels, data, n, len(data)))
+            t = res.tenant or ""
+            bucket = by_tenant.get(t)
+            if bucket is None:
+                by_tenant[t] = [chunk]
+            else:
+                bucket.append(chunk)
+            out.entries += n
+            out.size += len(data)
+
+
+def _as_dict(e: Entry) -> dict[str, object]:
+    ts = e.timestamp
+    d: dict[str, object] = {"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": e.line}
+    if e.metadata:
+        d["structuredMetadata"] = [{"name": k, "value": v} for k, v in e.metadata.items()]
+    return d
+
+
+def _adapter(entries: list[Entry], out: Outcome) -> StreamAdapter:
+    """The entries as protobuf (built in C by upb from dicts); an entry it refuses is dropped as invalid."""
+    try:
+        return StreamAdapter(entries=[_as_dict(e) for e in entries])
+    except (ValueError, TypeError):
+        msg = StreamAdapter()
+        for e in entries:
+            try:
+                msg.entries.append(StreamAdapter(entries=[_as_dict(e)]).entries[0])
+            except (ValueError, TypeError):
+                out.dropped["invalid"] += 1
+                out.dropped_bytes["invalid"] += len(e.line)
+        return msg
 
 
 # Chunk((labels, data, count, size)) without NamedTuple's own __new__, a Python-level call per stream.

@@ -39,12 +39,20 @@ class BuildContext:
     count_drop: Callable[[str, int, int], None] = lambda reason, n, size: None
     # Builds a nested pipeline (the match stage's `stages`); filled in by the pipeline module.
     build_nested: Callable[[Any, str], Stage] | None = None
+    # Asks the caller to hold the current batch this many seconds before sending it (the limit
+    # stage without drop: Promtail blocks the pipeline; the relay holds the request instead).
+    hold: Callable[[float], None] = lambda seconds: None
+    # The longest an entry may be held; beyond it the entry is dropped (lambda's PIPELINE_TIMEOUT).
+    max_hold: float = float("inf")
 
 
 class Stage:
     """A compiled stage. Override `process` (one entry; False drops it) or `run` (a whole batch)."""
 
     kind: str = ""
+    # Seconds; when > 0 the relay calls flush_expired() about this often. A stage that overrides
+    # flush_expired() and leaves this 0 is polled every quarter second.
+    flush_every: float = 0.0
 
     def process(self, entry: Entry) -> bool:
         return True
@@ -55,6 +63,10 @@ class Stage:
 
     def flush(self) -> list[Entry]:
         """Entries held back (multiline), given up at shutdown or when their wait ends."""
+        return []
+
+    def flush_expired(self) -> list[Entry]:
+        """Entries held back whose wait has ended (multiline's max_wait_time); called on a timer."""
         return []
 
 

@@ -1,0 +1,44 @@
+"""`structured_metadata`: attach extracted values, or labels, as structured metadata.
+
+As Promtail: a name found in the extracted map is added from there; a source that is also one
+of the entry's labels is moved from the labels to the metadata (so a label can be demoted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import BuildContext, Entry, Stage, register
+from .block import label_sources, to_str
+
+
+class StructuredMetadataStage(Stage):
+    kind = "structured_metadata"
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        self.pairs = list(sources.items())
+
+    def run(self, entries: list[Entry]) -> list[Entry]:
+        pairs = self.pairs
+        for e in entries:
+            extracted = e.extracted
+            labels = e.labels
+            metadata = e.metadata
+            for name, source in pairs:
+                if source in extracted:
+                    value = to_str(extracted[source])
+                    if value is not None:
+                        metadata[name] = value
+                if source in labels:
+                    metadata[name] = labels.pop(source)
+        return entries
+
+
+@register("structured_metadata")
+def build(config: Any, ctx: BuildContext) -> Stage:
+    return StructuredMetadataStage(
+        label_sources(config, "structured_metadata", "label stage config cannot be empty"))
+
+
+# Promtail's deprecated name for the same stage.
+register("non_indexed_labels")(build)

@@ -1,0 +1,62 @@
+"""Issue 10: lambda-promtail's LOKI_STAGE_CONFIGS and PIPELINE_TIMEOUT in the in-process handler."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from loki_receiver import Receiver
+from test_aws_handler import env  # noqa: F401  (fixture)
+from test_aws_lambda import EVENTS, moto, rx  # noqa: F401  (fixtures)
+
+from relay.aws import lambda_handler
+from relay.aws.lambda_handler import SettingsError, load_settings
+
+
+def test_stage_configs_run_on_each_entry(env: pytest.MonkeyPatch, rx: Receiver) -> None:  # noqa: F811
+    env.setenv("LOKI_STAGE_CONFIGS", orjson.dumps([
+        {"drop": {"expression": "First"}},
+        {"static_labels": {"stage": "yes"}},
+        {"structured_metadata": {"owner": None}},
+        {"tenant": {"value": "from-stage"}},
+    ]).decode())
+    doc = orjson.loads((EVENTS / "cloudwatch-logs-event.json").read_bytes())
+    assert lambda_handler.handler(doc, None) is None
+    entries = rx.entries()
+    assert [e["line"] for e in entries] == ["[ERROR] Second test message"]
+    assert entries[0]["tenant"] == "from-stage"
+    assert entries[0]["labels"] == {"env": "test", "log_type": "cloudwatch", "log_group": "testLogGroup", "stage": "yes"}
+    assert dict(entries[0]["metadata"]) == {"owner": "123456789123"}
+
+
+def test_pipeline_timeout_bounds_a_limit_stage(env: pytest.MonkeyPatch, rx: Receiver) -> None:  # noqa: F811
+    env.setenv("LOKI_STAGE_CONFIGS", '[{"limit": {"rate": 1, "burst": 1}}]')
+    env.setenv("PIPELINE_TIMEOUT", "100ms")
+    doc = orjson.loads((EVENTS / "cloudwatch-logs-event.json").read_bytes())
+    lambda_handler.handler(doc, None)
+    # the second event would wait a second for its token: longer than PIPELINE_TIMEOUT, so dropped
+    assert [e["line"] for e in rx.entries()] == ["[ERROR] First test message"]
+
+
+@pytest.mark.parametrize(
+    ("env_vars", "message"),
+    [
+        ({"LOKI_STAGE_CONFIGS": "[{"}, "failed to parse LOKI_STAGE_CONFIGS"),
+        ({"LOKI_STAGE_CONFIGS": '{"labels": {}}'}, "failed to parse LOKI_STAGE_CONFIGS: expected a JSON array"),
+        ({"LOKI_STAGE_CONFIGS": '[{"invalid": {}}]'}, r"LOKI_STAGE_CONFIGS\[0\] \(invalid\): Unknown stage type: invalid"),
+        ({"LOKI_STAGE_CONFIGS": '[{"labels": {}}, {"tenant": {}}]'},
+         r"LOKI_STAGE_CONFIGS\[1\] \(tenant\): label, source or value config are required"),
+        ({"PIPELINE_TIMEOUT": "1"}, "PIPELINE_TIMEOUT must be a Go duration"),
+        ({"PIPELINE_TIMEOUT": "-1s"}, "PIPELINE_TIMEOUT must be positive"),
+    ],
+)
+def test_invalid_stage_settings(env_vars: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings({"WRITE_ADDRESS": "http://loki:3100/loki/api/v1/push", **env_vars})
+
+
+def test_stage_settings_defaults() -> None:
+    s = load_settings({"WRITE_ADDRESS": "http://loki:3100/loki/api/v1/push"})
+    assert s.pipeline is None and s.pipeline_timeout == 1.0
+    s = load_settings({"WRITE_ADDRESS": "http://loki:3100/loki/api/v1/push", "PIPELINE_TIMEOUT": "250ms",
+                       "LOKI_STAGE_CONFIGS": '[{"labels": {"level": ""}}]'})
+    assert s.pipeline is not None and s.pipeline_timeout == 0.25
