@@ -24,8 +24,9 @@ with atheris.instrument_imports():
     import orjson
 
     from relay.model import LabelError
-    from relay.sources import firehose, lambda_events, s3logs
-    from relay.sources.http import BadRequest, BodyTooLarge, decode_content, snappy_block
+    from relay.aws import events as lambda_events
+    from relay.aws import firehose, s3logs
+    from relay.sources.content import BadRequest, BodyTooLarge, decode_content, snappy_block
     from relay.sources.push import PushDecoder
 
 LIMIT = 1 << 20

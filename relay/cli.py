@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from . import __version__, config, logs
-from .config import ClientConfig, Config, ConfigError, JobConfig, ServerConfig
+from .config import Config, ConfigError, JobConfig, ServerConfig
+from .model import LABEL_NAME
 
 USAGE = """usage: loki-relay [flags]
 
@@ -91,7 +92,7 @@ def _external_labels(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, eq, value = part.partition("=")
-        if not eq or not config.LABEL_NAME.fullmatch(name.strip()):
+        if not eq or not LABEL_NAME.fullmatch(name.strip()):
             raise ConfigError(f"-client.external-labels: expected name=value pairs, got {part!r}")
         out[name.strip()] = value.strip()
     return out
@@ -104,10 +105,7 @@ def default_job() -> JobConfig:
 def build_config(flags: Flags) -> Config:
     path = flags.values.get("config.file")
     doc: Any = config.load_yaml(path, flags.on("config.expand-env")) if path else {}
-    from . import sources  # noqa: F401  registers the job kinds
-    from .sections import SECTIONS
-
-    cfg = config.parse_config(doc, sections=SECTIONS)
+    cfg = config.parse_config(doc)
     if not path:
         cfg.jobs = [default_job()]
     from .pipeline.pipeline import build as build_pipeline
@@ -248,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Valid config file! ({flags.values.get('config.file', 'embedded defaults')})")
         return 0
     from .server import Relay, StartupError
-    from .sink import dry_run_transport
+    from .sink.client import dry_run_transport
 
     try:
         import uvloop

@@ -7,145 +7,22 @@ refused with its path, so a typo never silently changes behaviour.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from . import relabel
-from .model import LABEL_NAME
+from .auth import ListenerAuth, parse_auth
+from .keys import ConfigError, Keys, boolean, integer, label_map, mapping, parse_duration, parse_size, read_secret_file, string
+from .kinds import DEFAULT_PUSH_PORT, JOB_KINDS, SECTIONS, JobKind
 
-log = logging.getLogger("relay.config")
-
-DEFAULT_PUSH_PORT = 3500
 DEFAULT_SERVER_PORT = 9080
 DEFAULT_LOKI_URL = "http://localhost:3100/loki/api/v1/push"
 DEFAULT_MAX_MSG_SIZE = 100 << 20
-
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the offending key, job or rule."""
-
-
-# ---- small value parsers -------------------------------------------------------------
-
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d|w|y)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0,
-                 "d": 86400.0, "w": 604800.0, "y": 31536000.0}
-
-
-def parse_duration(value: Any, path: str) -> float:
-    """Go/Prometheus duration ("1s", "500ms", "1h30m") or a plain number of seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{path}: expected a duration, got {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    s = str(value).strip()
-    if s in ("0", ""):
-        return 0.0
-    pos, total = 0, 0.0
-    while pos < len(s):
-        m = _DURATION.match(s, pos)
-        if m is None:
-            raise ConfigError(f"{path}: invalid duration {value!r}")
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        pos = m.end()
-    return total
-
-
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?", re.I)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "ki": 1024, "m": 1000**2, "mb": 1000**2,
-               "mib": 1024**2, "mi": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3, "gi": 1024**3,
-               "t": 1000**4, "tb": 1000**4, "tib": 1024**4, "ti": 1024**4}
-
-
-def parse_size(value: Any, path: str) -> int:
-    """Bytes as an integer or with a unit ("1MiB", "512KB", "1.5MB")."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{path}: expected a size, got {value!r}")
-    if isinstance(value, int):
-        return value
-    m = _SIZE.fullmatch(str(value).strip())
-    if m is None or (m.group(2) or "").lower() not in _SIZE_UNITS:
-        raise ConfigError(f"{path}: invalid size {value!r}")
-    return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "").lower()])
-
-
-def _bool(value: Any, path: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ConfigError(f"{path}: expected true or false, got {value!r}")
-
-
-def _int(value: Any, path: str, lo: int = 0, hi: int = 1 << 62) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{path}: expected an integer in [{lo}, {hi}], got {value!r}")
-    return value
-
-
-def _str(value: Any, path: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        raise ConfigError(f"{path}: expected a string, got {type(value).__name__}")
-    return str(value)
-
-
-def _map(value: Any, path: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def label_map(value: Any, path: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for k, v in _map(value, path).items():
-        name = str(k)
-        if not LABEL_NAME.fullmatch(name):
-            raise ConfigError(f"{path}: invalid label name {name!r}")
-        out[name] = _str(v, f"{path}.{name}")
-    return out
-
-
-class Keys:
-    """Walks one mapping: takes known keys, warns once for inert Promtail keys, refuses the rest."""
-
-    _warned: set[str] = set()
-
-    def __init__(self, value: Any, path: str, inert: frozenset[str] = frozenset()) -> None:
-        self.data = _map(value, path)
-        self.path = path
-        self.inert = inert
-        self.taken: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.taken.add(key)
-        v = self.data.get(key, default)
-        return default if v is None else v
-
-    def has(self, key: str) -> bool:
-        return self.data.get(key) is not None
-
-    def at(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def done(self) -> None:
-        for key in self.data:
-            if key in self.taken:
-                continue
-            where = self.at(str(key))
-            if key in self.inert:
-                if where not in Keys._warned:
-                    Keys._warned.add(where)
-                    log.warning("config key %s has no effect in loki-relay; ignored", where)
-                continue
-            raise ConfigError(f"{where}: unknown configuration key")
 
 
 # ---- the configuration ---------------------------------------------------------------
@@ -200,7 +77,7 @@ class ServerConfig:
     tls_cert_file: str = ""
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
-    auth: Any = None  # relay.auth.ListenerAuth: credentials a push listener requires (None = open)
+    auth: ListenerAuth | None = None  # credentials a push listener requires (None = open)
 
 
 @dataclass(slots=True)
@@ -215,7 +92,7 @@ class JobConfig:
     has_relabel: bool = False  # relabel_configs given (even empty): AWS jobs then skip their default rules
     use_incoming_timestamp: bool = False
     max_message_size: int = DEFAULT_MAX_MSG_SIZE
-    options: dict[str, Any] = field(default_factory=dict)  # settings particular to the job's kind
+    settings: object = None  # the kind's own settings (relay.kinds: JobKind.parse_settings)
     # Promtail's pipeline_stages as written (a list of one-key mappings); relay.pipeline compiles them.
     pipeline_stages: list[Any] = field(default_factory=list)
 
@@ -268,22 +145,14 @@ _INERT_SCRAPE = frozenset({"static_configs", "file_sd_configs", "kubernetes_sd_c
 _INERT_LIMITS = frozenset({"readline_rate_enabled", "readline_rate", "readline_burst", "readline_rate_drop", "max_streams"})
 
 
-def _read_secret_file(path: str, where: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read().strip()
-    except OSError as e:
-        raise ConfigError(f"{where}: cannot read {path}: {e.strerror}") from None
-
-
 def _tls(value: Any, path: str) -> TLSFiles:
     k = Keys(value, path, frozenset({"min_version", "max_version"}))
     t = TLSFiles(
-        ca_file=_str(k.get("ca_file"), k.at("ca_file")),
-        cert_file=_str(k.get("cert_file"), k.at("cert_file")),
-        key_file=_str(k.get("key_file"), k.at("key_file")),
-        server_name=_str(k.get("server_name"), k.at("server_name")),
-        insecure_skip_verify=_bool(k.get("insecure_skip_verify", False), k.at("insecure_skip_verify")),
+        ca_file=string(k.get("ca_file"), k.at("ca_file")),
+        cert_file=string(k.get("cert_file"), k.at("cert_file")),
+        key_file=string(k.get("key_file"), k.at("key_file")),
+        server_name=string(k.get("server_name"), k.at("server_name")),
+        insecure_skip_verify=boolean(k.get("insecure_skip_verify", False), k.at("insecure_skip_verify")),
     )
     k.done()
     if bool(t.cert_file) != bool(t.key_file):
@@ -294,29 +163,27 @@ def _tls(value: Any, path: str) -> TLSFiles:
 def parse_server(value: Any, path: str, default_port: int) -> ServerConfig:
     k = Keys(value, path, _INERT_SERVER)
     s = ServerConfig(http_listen_port=default_port)
-    s.http_listen_address = _str(k.get("http_listen_address", "0.0.0.0"), k.at("http_listen_address")) or "0.0.0.0"
-    s.http_listen_port = _int(k.get("http_listen_port", default_port), k.at("http_listen_port"), 0, 65535)
-    s.log_level = _str(k.get("log_level", "info"), k.at("log_level")).lower()
+    s.http_listen_address = string(k.get("http_listen_address", "0.0.0.0"), k.at("http_listen_address")) or "0.0.0.0"
+    s.http_listen_port = integer(k.get("http_listen_port", default_port), k.at("http_listen_port"), 0, 65535)
+    s.log_level = string(k.get("log_level", "info"), k.at("log_level")).lower()
     if s.log_level not in ("debug", "info", "warn", "error"):
         raise ConfigError(f"{k.at('log_level')}: must be debug, info, warn or error")
-    s.log_format = _str(k.get("log_format", "logfmt"), k.at("log_format")).lower()
+    s.log_format = string(k.get("log_format", "logfmt"), k.at("log_format")).lower()
     if s.log_format not in ("logfmt", "json"):
         raise ConfigError(f"{k.at('log_format')}: must be logfmt or json")
     s.graceful_shutdown_timeout = parse_duration(k.get("graceful_shutdown_timeout", "20s"), k.at("graceful_shutdown_timeout"))
     s.shutdown_delay = parse_duration(k.get("shutdown_delay", "5s"), k.at("shutdown_delay"))
-    s.unready_on_backpressure = _bool(k.get("unready_on_backpressure", False), k.at("unready_on_backpressure"))
-    s.register_instrumentation = _bool(k.get("register_instrumentation", True), k.at("register_instrumentation"))
+    s.unready_on_backpressure = boolean(k.get("unready_on_backpressure", False), k.at("unready_on_backpressure"))
+    s.register_instrumentation = boolean(k.get("register_instrumentation", True), k.at("register_instrumentation"))
     if k.has("http_tls_config"):
         t = Keys(k.get("http_tls_config"), k.at("http_tls_config"), frozenset({"client_auth_type"}))
-        s.tls_cert_file = _str(t.get("cert_file"), t.at("cert_file"))
-        s.tls_key_file = _str(t.get("key_file"), t.at("key_file"))
-        s.tls_client_ca_file = _str(t.get("client_ca_file"), t.at("client_ca_file"))
+        s.tls_cert_file = string(t.get("cert_file"), t.at("cert_file"))
+        s.tls_key_file = string(t.get("key_file"), t.at("key_file"))
+        s.tls_client_ca_file = string(t.get("client_ca_file"), t.at("client_ca_file"))
         t.done()
         if bool(s.tls_cert_file) != bool(s.tls_key_file):
             raise ConfigError(f"{t.path}: cert_file and key_file go together")
     if k.has("auth"):
-        from .auth import parse_auth  # noqa: PLC0415  (auth imports this module)
-
         s.auth = parse_auth(k.get("auth"), k.at("auth"))
     k.done()
     return s
@@ -324,14 +191,14 @@ def parse_server(value: Any, path: str, default_port: int) -> ServerConfig:
 
 def parse_client(value: Any, path: str) -> ClientConfig:
     k = Keys(value, path, _INERT_CLIENT)
-    url = _str(k.get("url"), k.at("url"))
+    url = string(k.get("url"), k.at("url"))
     if not url:
         raise ConfigError(f"{k.at('url')}: a client needs a url")
     if not re.match(r"https?://[^/]", url):
         raise ConfigError(f"{k.at('url')}: must be an http:// or https:// URL, got {url!r}")
     c = ClientConfig(url=url)
-    c.name = _str(k.get("name"), k.at("name"))
-    c.tenant_id = _str(k.get("tenant_id"), k.at("tenant_id"))
+    c.name = string(k.get("name"), k.at("name"))
+    c.tenant_id = string(k.get("tenant_id"), k.at("tenant_id"))
     c.batchwait = parse_duration(k.get("batchwait", "1s"), k.at("batchwait"))
     c.batchsize = parse_size(k.get("batchsize", 1 << 20), k.at("batchsize"))
     c.timeout = parse_duration(k.get("timeout", "10s"), k.at("timeout"))
@@ -340,35 +207,30 @@ def parse_client(value: Any, path: str) -> ClientConfig:
         c.backoff = Backoff(
             min_period=parse_duration(b.get("min_period", "500ms"), b.at("min_period")),
             max_period=parse_duration(b.get("max_period", "5m"), b.at("max_period")),
-            max_retries=_int(b.get("max_retries", 10), b.at("max_retries")),
+            max_retries=integer(b.get("max_retries", 10), b.at("max_retries")),
         )
         b.done()
     c.external_labels = label_map(k.get("external_labels"), k.at("external_labels"))
-    c.headers = {str(h): _str(v, k.at(f"headers.{h}")) for h, v in _map(k.get("headers"), k.at("headers")).items()}
+    c.headers = {str(h): string(v, k.at(f"headers.{h}")) for h, v in mapping(k.get("headers"), k.at("headers")).items()}
     if k.has("basic_auth"):
         b = Keys(k.get("basic_auth"), k.at("basic_auth"))
-        user = _str(b.get("username"), b.at("username"))
-        password = _str(b.get("password"), b.at("password"))
+        user = string(b.get("username"), b.at("username"))
+        password = string(b.get("password"), b.at("password"))
         if b.has("password_file"):
-            password = _read_secret_file(_str(b.get("password_file"), b.at("password_file")), b.at("password_file"))
+            password = read_secret_file(string(b.get("password_file"), b.at("password_file")), b.at("password_file"))
         b.done()
         c.basic_auth = (user, password)
-    c.bearer_token = _str(k.get("bearer_token"), k.at("bearer_token"))
+    c.bearer_token = string(k.get("bearer_token"), k.at("bearer_token"))
     if k.has("bearer_token_file"):
-        c.bearer_token = _read_secret_file(_str(k.get("bearer_token_file"), k.at("bearer_token_file")), k.at("bearer_token_file"))
+        c.bearer_token = read_secret_file(string(k.get("bearer_token_file"), k.at("bearer_token_file")), k.at("bearer_token_file"))
     if c.basic_auth and c.bearer_token:
         raise ConfigError(f"{path}: basic_auth and bearer_token are mutually exclusive")
     if k.has("tls_config"):
         c.tls = _tls(k.get("tls_config"), k.at("tls_config"))
-    c.drop_rate_limited_batches = _bool(k.get("drop_rate_limited_batches", False), k.at("drop_rate_limited_batches"))
-    c.proxy_url = _str(k.get("proxy_url"), k.at("proxy_url"))
+    c.drop_rate_limited_batches = boolean(k.get("drop_rate_limited_batches", False), k.at("drop_rate_limited_batches"))
+    c.proxy_url = string(k.get("proxy_url"), k.at("proxy_url"))
     k.done()
     return c
-
-
-# Each job kind reads its own block; relay.sources registers them (loki_push_api, aws_lambda, ...).
-JobBlockParser = Callable[[Keys, JobConfig], None]
-JOB_TYPES: dict[str, JobBlockParser] = {}
 
 
 def _compile_relabel(raw: Any, where: str) -> list[relabel.Rule]:
@@ -382,11 +244,11 @@ def _compile_relabel(raw: Any, where: str) -> list[relabel.Rule]:
         raise ConfigError(f"{where}: {e}") from None
 
 
-def common_job_keys(k: Keys, job: JobConfig, default_port: int, incoming_ts_default: bool) -> None:
-    """Keys every listening job type shares: server, labels, use_incoming_timestamp, relabel_configs."""
-    job.listen = parse_server(k.get("server"), k.at("server"), default_port)
+def _common_job_keys(k: Keys, job: JobConfig, kind: JobKind) -> None:
+    """Keys every job kind shares: server, labels, use_incoming_timestamp, max_send_msg_size, relabel_configs."""
+    job.listen = parse_server(k.get("server"), k.at("server"), kind.default_port)
     job.labels = label_map(k.get("labels"), k.at("labels"))
-    job.use_incoming_timestamp = _bool(k.get("use_incoming_timestamp", incoming_ts_default), k.at("use_incoming_timestamp"))
+    job.use_incoming_timestamp = k.get_bool("use_incoming_timestamp", kind.incoming_ts_default)
     job.max_message_size = parse_size(k.get("max_send_msg_size", DEFAULT_MAX_MSG_SIZE), k.at("max_send_msg_size"))
     # Some lambda-promtail docs nest relabel_configs inside the job block; accept it there too.
     if k.has("relabel_configs"):
@@ -394,19 +256,20 @@ def common_job_keys(k: Keys, job: JobConfig, default_port: int, incoming_ts_defa
         job.relabel = _compile_relabel(k.get("relabel_configs"), f"job {job.name!r} {k.at('relabel_configs')}")
 
 
-def parse_job(value: Any, path: str) -> JobConfig:
+def parse_job(value: Any, path: str, kinds: Mapping[str, JobKind] = JOB_KINDS) -> JobConfig:
     k = Keys(value, path, _INERT_SCRAPE)
-    name = _str(k.get("job_name"), k.at("job_name"))
+    name = string(k.get("job_name"), k.at("job_name"))
     if not name:
         raise ConfigError(f"{k.at('job_name')}: every scrape config needs a job_name")
-    kinds = [t for t in JOB_TYPES if k.has(t)]
-    if len(kinds) != 1:
-        found = ", ".join(kinds) or "none"
-        raise ConfigError(f"{path} (job {name!r}): exactly one of {', '.join(JOB_TYPES)} is required (found {found})")
-    kind = kinds[0]
-    job = JobConfig(name=name, kind=kind, listen=ServerConfig(http_listen_port=DEFAULT_PUSH_PORT))
-    block = Keys(k.get(kind), k.at(kind))
-    JOB_TYPES[kind](block, job)
+    found = [t for t in kinds if k.has(t)]
+    if len(found) != 1:
+        raise ConfigError(f"{path} (job {name!r}): exactly one of {', '.join(kinds)} is required "
+                          f"(found {', '.join(found) or 'none'})")
+    kind = kinds[found[0]]
+    job = JobConfig(name=name, kind=kind.name, listen=ServerConfig(http_listen_port=DEFAULT_PUSH_PORT))
+    block = Keys(k.get(kind.name), k.at(kind.name))
+    _common_job_keys(block, job, kind)
+    job.settings = kind.parse_settings(block)
     block.done()
     if k.has("relabel_configs"):
         job.has_relabel = True
@@ -419,9 +282,9 @@ def parse_job(value: Any, path: str) -> JobConfig:
     return job
 
 
-def parse_config(doc: Any, *, sections: dict[str, Callable[[Any, str], Any]] | None = None) -> Config:
-    """Build a Config from a YAML-decoded document. `sections` parse extra top-level keys."""
-    sections = sections or {}
+def parse_config(doc: Any, *, kinds: Mapping[str, JobKind] = JOB_KINDS,
+                 sections: Mapping[str, Callable[[Any, str], object]] = SECTIONS) -> Config:
+    """Build a Config from a YAML-decoded document (relay.kinds: the job kinds and extra sections)."""
     k = Keys(doc, "", _INERT_TOP)
     cfg = Config()
     cfg.server = parse_server(k.get("server"), "server", DEFAULT_SERVER_PORT)
@@ -434,7 +297,7 @@ def parse_config(doc: Any, *, sections: dict[str, Callable[[Any, str], Any]] | N
     jobs = k.get("scrape_configs") or []
     if not isinstance(jobs, list):
         raise ConfigError("scrape_configs: expected a list")
-    cfg.jobs = [parse_job(j, f"scrape_configs[{i}]") for i, j in enumerate(jobs)]
+    cfg.jobs = [parse_job(j, f"scrape_configs[{i}]", kinds) for i, j in enumerate(jobs)]
     names: set[str] = set()
     ports: dict[int, str] = {cfg.server.http_listen_port: "server"}
     for job in cfg.jobs:
@@ -449,9 +312,9 @@ def parse_config(doc: Any, *, sections: dict[str, Callable[[Any, str], Any]] | N
     if k.has("limits_config"):
         lk = Keys(k.get("limits_config"), "limits_config", _INERT_LIMITS)
         cfg.limits.max_line_size = parse_size(lk.get("max_line_size", 0), lk.at("max_line_size"))
-        cfg.limits.max_line_size_truncate = _bool(lk.get("max_line_size_truncate", False), lk.at("max_line_size_truncate"))
+        cfg.limits.max_line_size_truncate = boolean(lk.get("max_line_size_truncate", False), lk.at("max_line_size_truncate"))
         for name in ("max_label_names_per_series", "max_label_name_length", "max_label_value_length"):
-            setattr(cfg.limits, name, _int(lk.get(name, getattr(cfg.limits, name)), lk.at(name), 1))
+            setattr(cfg.limits, name, integer(lk.get(name, getattr(cfg.limits, name)), lk.at(name), 1))
         for name in ("max_buffered_bytes", "max_buffered_bytes_per_tenant"):
             setattr(cfg.limits, name, parse_size(lk.get(name, getattr(cfg.limits, name)), lk.at(name)))
         cfg.limits.backpressure_wait = parse_duration(lk.get("backpressure_wait", "2s"), lk.at("backpressure_wait"))

@@ -12,8 +12,7 @@ from . import metrics
 from .config import JobConfig
 from .model import CHUNK_SIZE, Stream
 from .pipeline import Outcome, Processor
-from .sink import Fanout
-from .sink.fanout import Ticket
+from .sink.fanout import Fanout, Ticket
 from .sink.wal import WalFull
 
 log = logging.getLogger("relay.ingest")

@@ -56,29 +56,28 @@ class LabelError(ValueError):
     pass
 
 
+def pb_entries(pairs: Iterable[tuple[int, str]]) -> list[dict[str, Any]]:
+    """(unix nanoseconds, line) pairs in the dict form of protobuf `EntryAdapter`s, which upb reads in C."""
+    return [{"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": line}
+            for ts, line in pairs]
+
+
 def new_stream(labels: Labels, entries: Iterable[tuple[int, str]], key: str | None = None) -> Stream:
-    """Build a stream from (unix nanoseconds, line) pairs; the dict form is filled in C by upb.
+    """Build a stream from (unix nanoseconds, line) pairs.
 
     A timestamp outside int64 nanoseconds (a hostile or broken event) becomes the current time
     rather than failing the whole request.
     """
     pairs = entries if isinstance(entries, list) else list(entries)
     try:
-        msg = StreamAdapter(
-            entries=[{"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": line}
-                     for ts, line in pairs]
-        )
+        msg = StreamAdapter(entries=pb_entries(pairs))
     except ValueError:
         now = time.time_ns()
-        msg = StreamAdapter(entries=[_entry(ts if 0 <= ts < _INT64 else now, line) for ts, line in pairs])
+        msg = StreamAdapter(entries=pb_entries([(ts if 0 <= ts < INT64 else now, line) for ts, line in pairs]))
     return Stream(labels, msg, key)
 
 
-_INT64 = 1 << 63
-
-
-def _entry(ts: int, line: str) -> dict[str, Any]:
-    return {"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": line}
+INT64 = 1 << 63  # Loki's timestamps are int64 nanoseconds
 
 
 def format_labels(labels: Mapping[str, str]) -> str:

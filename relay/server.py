@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 import socket
@@ -20,11 +21,13 @@ from . import metrics
 from .config import Config, JobConfig, ServerConfig
 from .drain import Readiness, ReadyGate
 from .ingest import Ingest
+from .kinds import JOB_KINDS
 from .pipeline import Processor
-from .sink import Fanout, LokiClient
-from .sink.client import Transport
-from .sink.wal import WalConfig, WriteAheadLog
-from .sources import KINDS
+from .sink.client import LokiClient, Transport
+from .sink.fanout import Fanout
+from .sink.wal import WriteAheadLog
+from .sink.walconfig import WalConfig
+from .sources.http.listener import guard, make_app
 
 log = logging.getLogger("relay.server")
 
@@ -64,7 +67,7 @@ class Relay:
         self.sink = Fanout(self.clients, self.wal, cfg.limits.max_buffered_bytes, cfg.limits.max_buffered_bytes_per_tenant)
         self.ingests: list[Ingest] = []
         for job in cfg.jobs:
-            processor = Processor(job, cfg.limits, KINDS[job.kind].default_rules)
+            processor = Processor(job, cfg.limits, JOB_KINDS[job.kind].default_rules)
             self.ingests.append(Ingest(job, processor, self.sink))
         self._servers: list[_Server] = []
         self.readiness = Readiness(self.sink.refusing if cfg.server.unready_on_backpressure else None)
@@ -79,8 +82,6 @@ class Relay:
         return FastAPI(routes=routes, docs_url=None, redoc_url=None, openapi_url=None)
 
     def _uvicorn(self, app: FastAPI, listen: ServerConfig) -> _Server:
-        from .auth import guard
-
         config = uvicorn.Config(
             ReadyGate(guard(app, listen.auth), self.readiness),
             log_config=None,
@@ -97,12 +98,11 @@ class Relay:
         return _Server(config)
 
     def listeners(self) -> list[tuple[str, FastAPI, ServerConfig]]:
-        from .sources.listener import make_app
-
         out = [("server", self.server_app(), self.cfg.server)]
         for ingest in self.ingests:
             job: JobConfig = ingest.job
-            out.append((f"job {job.name!r}", make_app(KINDS[job.kind].routes(ingest)), job.listen))
+            routes = importlib.import_module(JOB_KINDS[job.kind].routes).routes(ingest)
+            out.append((f"job {job.name!r}", make_app(routes), job.listen))
         return out
 
     async def _replay(self) -> None:

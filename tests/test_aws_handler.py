@@ -26,7 +26,8 @@ from test_aws_lambda import (  # noqa: F401  (fixtures)
 from relay.aws import lambda_handler
 from relay.aws.lambda_handler import LokiError, SettingsError, load_settings
 from relay.config import ConfigError, parse_config
-from relay.sources import aws_lambda
+from relay.aws import settings as aws_lambda
+from relay.sources.http import aws_lambda as aws_lambda_http
 
 
 class Context:
@@ -195,12 +196,12 @@ def test_block_parsing() -> None:
     cfg = parse_config(job({"extra_labels": "a,1,b,2", "drop_labels": "x,y", "keep_stream": True,
                             "s3": {"region": "eu-west-1", "endpoint_url": "http://minio:9000", "force_path_style": True}}))
     j = cfg.jobs[0]
-    s = j.options[aws_lambda.KIND]
-    assert j.use_incoming_timestamp and j.listen.http_listen_port == aws_lambda.DEFAULT_LAMBDA_PORT
+    s = j.settings
+    assert j.use_incoming_timestamp and j.listen.http_listen_port == aws_lambda.DEFAULT_PORT
     assert s.extra_labels == {"__extra_a": "1", "__extra_b": "2"} and s.drop_labels == ("x", "y") and s.keep_stream
     assert s.s3.region == "eu-west-1" and s.s3.force_path_style
     s = parse_config(job({"extra_labels": {"a": "1"}, "omit_extra_labels_prefix": True,
-                          "drop_labels": ["z"]})).jobs[0].options[aws_lambda.KIND]
+                          "drop_labels": ["z"]})).jobs[0].settings
     assert s.extra_labels == {"a": "1"} and s.drop_labels == ("z",)
 
 
@@ -245,13 +246,13 @@ def test_backpressure_is_503_and_fails_sqs_messages() -> None:
         async def push(self, *a: Any) -> Any:
             raise Backpressure("too much buffered", 3)
 
-    app = Starlette(routes=aws_lambda.routes(FullIngest()))  # type: ignore[arg-type]
+    app = Starlette(routes=aws_lambda_http.routes(FullIngest()))  # type: ignore[arg-type]
     doc = orjson.loads((EVENTS / "cloudwatch-logs-event.json").read_bytes())
 
     async def run() -> tuple[httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://relay") as client:
-            return (await client.post(aws_lambda.PATH, content=orjson.dumps(doc)),
-                    await client.post(aws_lambda.PATH, content=orjson.dumps(sqs_event("a", "b"))))
+            return (await client.post(aws_lambda_http.PATH, content=orjson.dumps(doc)),
+                    await client.post(aws_lambda_http.PATH, content=orjson.dumps(sqs_event("a", "b"))))
 
     r, sqs = asyncio.run(run())
     assert r.status_code == 503 and r.headers["retry-after"] == "3"

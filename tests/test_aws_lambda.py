@@ -19,7 +19,8 @@ import pytest
 from conftest import FIXTURES, RelayProcess, free_port
 from loki_receiver import Receiver
 
-from relay.sources import s3logs
+from relay.aws import s3logs
+from relay.times import iso_ns
 
 AWS = FIXTURES / "aws"
 EVENTS = AWS / "events"
@@ -282,10 +283,10 @@ def test_multi_megabyte_object_and_a_1mb_line(relay: Relay, moto: dict[str, Any]
     entries = got(fresh, n + 1)
     big = [e for e in entries if e["labels"]["source"] == "big-lb"]
     assert [e["line"] for e in big[:2]] == lines[:2] and big[-1]["line"] == lines[-1] and len(big) == n
-    assert big[0]["ts"] == s3logs.iso_ns("2022-01-24T00:00:00.000000Z")
-    assert big[-1]["ts"] == s3logs.iso_ns(lines[-1].split()[1])
+    assert big[0]["ts"] == iso_ns("2022-01-24T00:00:00.000000Z")
+    assert big[-1]["ts"] == iso_ns(lines[-1].split()[1])
     (long,) = [e for e in entries if e["labels"]["source"] == "long-lb"]
-    assert long["line"] == long_line and long["ts"] == s3logs.iso_ns("2022-01-24T00:00:00Z")
+    assert long["line"] == long_line and long["ts"] == iso_ns("2022-01-24T00:00:00Z")
 
 
 # --- event kinds ------------------------------------------------------------------------------
@@ -346,7 +347,7 @@ def test_sns_and_sqs_plain_messages(relay: Relay, fresh: Receiver) -> None:
     assert r.status_code == 200 and r.json()["batchItemFailures"] == []
     entries = got(fresh, 2)
     sns = [e for e in entries if e["labels"]["log_type"] == "sns"]
-    assert [(e["line"], e["ts"]) for e in sns] == [("Hello from SNS!", s3logs.iso_ns("2015-06-03T17:43:27.123Z"))]
+    assert [(e["line"], e["ts"]) for e in sns] == [("Hello from SNS!", iso_ns("2015-06-03T17:43:27.123Z"))]
     assert sns[0]["labels"]["source_arn"] == "arn:aws:sns:EXAMPLE"
     sqs = [e for e in entries if e["labels"]["log_type"] == "sqs"]
     assert [e["line"] for e in sqs] == ["Message Body"]
@@ -365,7 +366,7 @@ def test_eventbridge_s3_and_other(relay: Relay, fresh: Receiver) -> None:
     entries = got(fresh, 3)
     assert [e["line"] for e in entries[:2]] == ["pizza line 1", "pizza line 2"]
     assert entries[0]["labels"]["bucket"] == "bucket"
-    assert orjson.loads(entries[2]["line"]) == other and entries[2]["ts"] == s3logs.iso_ns("2024-03-01T12:00:00Z")
+    assert orjson.loads(entries[2]["line"]) == other and entries[2]["ts"] == iso_ns("2024-03-01T12:00:00Z")
     assert entries[2]["labels"] == {"job": "aws", "env": "test", "log_type": "eventbridge", "source": "aws.ec2",
                                     "detail_type": "EC2 Instance State-change Notification"}
 

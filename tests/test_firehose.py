@@ -505,7 +505,6 @@ def test_split_lines(fh: Env) -> None:
 )
 def test_config_errors(block: dict[str, Any], message: str) -> None:
     from relay.config import ConfigError, parse_config
-    from relay.sources import KINDS  # noqa: F401  (registers the job kinds)
 
     with pytest.raises(ConfigError, match=message):
         parse_config({"scrape_configs": [{"job_name": "f", "aws_firehose": block}]})
@@ -564,8 +563,8 @@ class AsgiClient:
 @pytest.fixture
 def app() -> Iterator[tuple[Any, FakeIngest]]:
     from relay.config import JobConfig, ServerConfig
-    from relay.sources import firehose
-    from relay.sources.listener import make_app
+    from relay.sources.http import firehose
+    from relay.sources.http.listener import make_app
 
     ingest = FakeIngest(JobConfig(name="inproc", kind="aws_firehose", listen=ServerConfig()))
     client = AsgiClient(make_app(firehose.routes(ingest)))  # type: ignore[arg-type]
@@ -626,7 +625,7 @@ def test_only_control_messages_are_not_pushed(app: tuple[Any, FakeIngest]) -> No
 def test_recent_requests_is_bounded_lru() -> None:
     import asyncio
 
-    from relay.sources.firehose import RecentRequests
+    from relay.sources.http.firehose import RecentRequests
 
     async def run() -> None:
         recent = RecentRequests(size=3)
@@ -657,7 +656,8 @@ def test_recent_requests_is_bounded_lru() -> None:
 
 def test_request_id_is_left_out_of_the_cache_key_only_when_no_rule_sees_it(app: tuple[Any, FakeIngest]) -> None:
     from relay.relabel import compile_rules
-    from relay.sources.firehose import DEFAULT_RULES, REQUEST_ID_LABEL, sees
+    from relay.aws.firehose import DEFAULT_RULES, REQUEST_ID_LABEL
+    from relay.sources.http.firehose import sees
 
     assert not any(sees(r, REQUEST_ID_LABEL) for r in DEFAULT_RULES)
     for rule in ([{"action": "labelmap", "regex": "__aws_(.*)"}], [{"source_labels": [REQUEST_ID_LABEL], "target_label": "x"}],

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.sources.firehose import (
+from relay.aws.firehose import (
     FirehoseBatch,
     FirehoseError,
     FirehoseTooLarge,

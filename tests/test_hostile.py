@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loki_receiver import Receiver, build_push_request, encode_push
 
-from relay.sources.http import BadRequest, BodyTooLarge, decode_content, snappy_block
+from relay.sources.content import BadRequest, BodyTooLarge, decode_content, snappy_block
 from relay.sources.push import PushDecoder
 
 LIMIT = 1 << 16
@@ -116,8 +116,8 @@ def _optional(module: str):  # noqa: ANN202
         return None
 
 
-firehose = _optional("relay.sources.firehose")
-lambda_events = _optional("relay.sources.lambda_events")
+firehose = _optional("relay.aws.firehose")
+lambda_events = _optional("relay.aws.events")
 
 
 @pytest.mark.skipif(firehose is None or not hasattr(firehose, "parse_request"), reason="no Firehose source")
@@ -294,14 +294,14 @@ def test_json_timestamp_beyond_int64_is_an_invalid_stream_not_a_crash() -> None:
 
 
 def test_lambda_event_with_non_ascii_base64_is_an_event_error() -> None:
-    from relay.sources.lambda_events import EventError, parse_event
+    from relay.aws.events import EventError, parse_event
 
     with pytest.raises(EventError, match="not base64"):
         parse_event({"awslogs": {"data": "é" * 8}}, receive_ns=time.time_ns())
 
 
 def test_aws_timestamp_beyond_int64_falls_back_to_now() -> None:
-    from relay.sources.lambda_events import parse_event
+    from relay.aws.events import parse_event
 
     before = time.time_ns()
     event = {"Records": [{"messageId": "m1", "eventSource": "aws:sqs", "body": "plain text",

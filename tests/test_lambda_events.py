@@ -1,4 +1,4 @@
-"""relay.sources.lambda_events: Lambda event payloads -> streams, S3 work items and SQS items."""
+"""relay.aws.events: Lambda event payloads -> streams, S3 work items and SQS items."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from relay.model import Stream
-from relay.sources.lambda_events import (
+from relay.aws.events import (
     CLOUDWATCH,
     EVENTBRIDGE,
     KINESIS,

@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.sources import s3logs
-from relay.sources.s3logs import (
+from relay.aws import s3logs
+from relay.aws.s3 import open_object
+from relay.aws.s3logs import (
     CLOUDFRONT,
     CLOUDTRAIL,
     GUARDDUTY,
@@ -31,11 +32,9 @@ from relay.sources.s3logs import (
     S3LogError,
     S3Stats,
     classify,
-    iso_ns,
-    open_object,
     read_entries,
-    unix_digits_ns,
 )
+from relay.times import iso_ns, unix_digits_ns
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 AWS = FIXTURES / "aws"

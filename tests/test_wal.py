@@ -13,14 +13,13 @@ import pytest
 from relay.config import ConfigError
 from relay.model import Chunk
 from relay.sink.wal import (
-    WalConfig,
     WalFull,
     WriteAheadLog,
     decode_payload,
     encode_record,
-    parse_wal,
     read_segment,
 )
+from relay.sink.walconfig import WalConfig, parse_wal
 
 
 def chunks(n: int, tag: str = "x") -> list[Chunk]:

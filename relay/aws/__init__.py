@@ -1,7 +1,14 @@
-"""Lambda functions for AWS.
+"""Everything the relay knows about AWS, with no web framework:
 
-- `relay.aws.forwarder.handler`: a single file using only the standard library; POSTs each
-  event to a relay's `aws_lambda` job (`/awslambda/api/v1/push`). Package just that file.
-- `relay.aws.lambda_handler.handler`: a drop-in for lambda-promtail that parses in-process
-  and pushes straight to Loki, configured by lambda-promtail's environment variables.
+- `events`: Lambda event detection and unwrapping (CloudWatch Logs, Kinesis, S3, SQS, SNS, EventBridge)
+- `cloudwatch`: CloudWatch Logs subscription payloads
+- `s3logs`: S3 key layouts and the parsing of each log type
+- `s3`: the one module that talks to S3 (boto3 clients, objects read chunk by chunk)
+- `firehose`: Firehose HTTP-endpoint delivery bodies and the `aws_firehose` settings
+- `settings`: the `aws_lambda` settings, extra/drop labels and default rules
+- `sqs`: SQS partial batch failures
+- Lambda functions: `lambda_handler.handler` (parses in-process, pushes to Loki; a drop-in for
+  lambda-promtail) and `forwarder.handler` (standard library only; POSTs each event to a relay).
+
+The relay's HTTP job kinds over these are in `relay.sources.http`.
 """

@@ -4,10 +4,10 @@ Handler: `relay.aws.lambda_handler.handler`. Package the `relay` package with it
 dependencies (see the README: `pip install --target build . && cd build && zip -r ../fn.zip .`,
 runtime python3.11+, or a container image), then swap the function's code and handler;
 the environment variables stay as they are. Event kinds, S3 layouts and labels are the
-relay's (`relay.sources.lambda_events`, `relay.sources.s3logs`); the label pipeline is the
+relay's (`relay.aws.events`, `relay.aws.s3logs`); the label pipeline is the
 `aws_lambda` job's: source labels, EXTRA_LABELS, DROP_LABELS, then RELABEL_CONFIGS, then every
 `__*` label removed. Without RELABEL_CONFIGS the `aws_lambda` default rules apply
-(`relay.sources.aws_lambda`), so streams arrive as log_type/log_group/source/owner/... where
+(`relay.aws.settings`), so streams arrive as log_type/log_group/source/owner/... where
 lambda-promtail sent the raw `__aws_*` names.
 
 Environment (lambda-promtail's names and meanings):
@@ -42,7 +42,8 @@ lambda-promtail silently used a default.
 
 Pushing: batches of BATCH_SIZE are sent as they fill and at the end of the invocation,
 synchronously, retried on 429, 5xx and connection errors (100 ms doubling to 30 s, 10
-retries, bounded by the invocation's remaining time). A batch Loki does not take fails the
+retries, Retry-After honoured, bounded by the invocation's remaining time; the relay's own
+policy, `relay.sink.retry`). A batch Loki does not take fails the
 invocation (`LokiError`), so AWS retries the event; for SQS only the messages whose entries
 were in a failed batch, or whose S3 object could not be read, are returned in
 `batchItemFailures`.
@@ -51,7 +52,6 @@ were in a failed batch, or whose S3 object could not be read, are returned in
 from __future__ import annotations
 
 import os
-import random
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -63,23 +63,25 @@ import orjson
 import yaml
 
 from .. import __version__, relabel
-from ..config import ConfigError, JobConfig, LimitsConfig, ServerConfig
+from ..config import Backoff, JobConfig, LimitsConfig, ServerConfig
+from ..keys import ConfigError
 from ..model import Chunk, Stream, new_stream
 from ..pipeline import Processor
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.pipeline import build as build_pipeline
 from ..pipeline.stages.block import go_duration
+from ..sink import retry
 from ..sink.batch import LabelEncoder, compress, encode_push
-from ..sources import aws_lambda
-from ..sources.aws_lambda import LambdaSettings, ObjectReader, S3Clients, S3ReadError, S3Settings
-from ..sources.lambda_events import SQS, parse_event
+from . import settings as aws_lambda
+from .events import SQS, S3Ref, parse_event
+from .s3 import ObjectReader, S3Clients, S3ReadError, S3Settings
+from .settings import LambdaSettings
+from .sqs import SqsBatch
 
 DEFAULT_BATCH_SIZE = 131072
 DEFAULT_PIPELINE_TIMEOUT = 1.0
 TIMEOUT = 5.0
-MIN_BACKOFF = 0.1
-MAX_BACKOFF = 30.0
-MAX_RETRIES = 10
+BACKOFF = Backoff(min_period=0.1, max_period=30.0, max_retries=10)
 USER_AGENT = f"loki-relay-lambda/{__version__}"
 
 
@@ -191,6 +193,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     ls.s3 = S3Settings()
     raw = env.get("RELABEL_CONFIGS", "").strip()
     if raw:
+        import yaml  # only when there are rules: yaml costs cold-start time
+
         try:
             rules = yaml.safe_load(raw)  # JSON is YAML
         except yaml.YAMLError as e:
@@ -266,7 +270,7 @@ class Shipper:
         if self.pending_bytes >= self.s.batch_size:
             self.flush()
 
-    def deliver(self, clients: S3Clients, streams: list[Stream], objects: list[Any], receive_ns: int,
+    def deliver(self, clients: S3Clients, streams: list[Stream], objects: list[S3Ref], receive_ns: int,
                 owner: str | None = None) -> None:
         ls = self.s.lambda_settings
         batch = [st for st in streams if st.entries.entries]
@@ -308,25 +312,23 @@ class Shipper:
     def _send(self, tenant: str, batch: list[Chunk], ids: set[str]) -> None:
         body = compress(encode_push(batch, self.labels))
         headers = {"X-Scope-OrgID": tenant} if tenant else None
-        delay = MIN_BACKOFF
-        for attempt in range(MAX_RETRIES + 1):
+        for attempt in range(BACKOFF.max_retries + 1):
             try:
                 r = self.http.post(self.s.write_address, content=body, headers=headers)
                 status, detail = r.status_code, ("" if r.status_code < 300 else r.text[:1024])
+                retry_after = retry.parse_retry_after(r.headers.get("Retry-After"))
             except httpx.HTTPError as e:
-                status, detail = 0, f"{type(e).__name__}: {e}"
+                status, detail, retry_after = 0, f"{type(e).__name__}: {e}", None
             if 200 <= status < 300:
                 self.entries += sum(c.count for c in batch)
                 return
-            retriable = status == 0 or status == 429 or status >= 500
-            wait = random.uniform(delay / 2, delay)
-            if not retriable or attempt == MAX_RETRIES or self._time_left() < wait + TIMEOUT + 1:
+            wait = retry.delay(BACKOFF, attempt, retry_after)
+            if not retry.retriable(status) or attempt == BACKOFF.max_retries or self._time_left() < wait + TIMEOUT + 1:
                 raise LokiError(f"Loki did not take a batch of {sum(c.count for c in batch)} entries: "
                                 f"status={status or 'error'} attempts={attempt + 1} {detail}".strip(), ids)
             print(f"push to Loki failed (status={status or 'error'} {detail[:200]}), retrying in {wait:.2f}s",
                   file=sys.stderr)
             time.sleep(wait)
-            delay = min(MAX_BACKOFF, delay * 2)
 
 
 # --- the handler ------------------------------------------------------------------------------
@@ -364,31 +366,24 @@ def handler(event: Any, context: Any = None) -> Any:
         shipper.deliver(clients, parsed.streams, parsed.s3_objects, receive_ns)
         shipper.close()
         return None
-    failed: set[str] = set()
-    loki_down = False
-    for item in parsed.items:
-        if item.error is not None:
-            print(f"invalid event in SQS message {item.message_id} (dropped): {item.error}", file=sys.stderr)
-            continue
-        if loki_down:
-            failed.add(item.message_id)
-            continue
+    batch = SqsBatch(parsed.items)
+    for item in batch.pending():
         try:
             shipper.deliver(clients, item.streams, item.s3_objects, receive_ns, item.message_id)
         except S3ReadError as e:
             print(f"SQS message {item.message_id} failed: {e}", file=sys.stderr)
-            failed.add(item.message_id)
+            batch.fail(item.message_id)
         except LokiError as e:
             print(str(e), file=sys.stderr)
-            failed |= e.message_ids | {item.message_id}
-            loki_down = True
+            batch.fail(item.message_id, stop=True, also=e.message_ids)
+    for item in batch.invalid:
+        print(f"invalid event in SQS message {item.message_id} (dropped): {item.error}", file=sys.stderr)
     try:
         shipper.close()
     except LokiError as e:
         print(str(e), file=sys.stderr)
-        failed |= e.message_ids
-    return {"batchItemFailures": [{"itemIdentifier": i.message_id} for i in parsed.items if i.message_id in failed]}
-
+        batch.fail_ids(e.message_ids)
+    return {"batchItemFailures": batch.failures()}
 
 if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
     _setup()  # in Lambda: a bad setting fails the cold start, not the first event

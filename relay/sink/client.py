@@ -16,13 +16,11 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import random
 import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Optional
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,7 +29,9 @@ from .. import __version__, metrics
 from ..config import ClientConfig
 from ..model import CHUNK_COUNT, CHUNK_SIZE, Chunk
 from ..proto import PushRequest
+from . import retry
 from .batch import LabelEncoder, Pending, compress, encode_push
+from .retry import parse_retry_after
 
 log = logging.getLogger("relay.client")
 # httpx logs every request with its full URL at info level: a line per batch, and the URL may
@@ -71,18 +71,6 @@ class SendResult:
 
 
 Transport = Callable[[str, bytes], Awaitable[SendResult]]
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-        except (TypeError, ValueError):
-            return None
 
 
 def ssl_context(cfg: ClientConfig) -> ssl.SSLContext | bool:
@@ -154,7 +142,7 @@ class LokiClient:
             except httpx.HTTPError as e:
                 return SendResult(0, error=f"{type(e).__name__}: {e}")
             text = "" if r.status_code < 300 else r.text[:512]
-            result = SendResult(r.status_code, _retry_after(r.headers.get("Retry-After")), text)
+            result = SendResult(r.status_code, parse_retry_after(r.headers.get("Retry-After")), text)
             # The read response and its stream refer to each other, and through the request to the
             # body: break that cycle so the body is freed now, not at the next full collection.
             r.stream = None  # type: ignore[assignment]
@@ -258,12 +246,10 @@ class LokiClient:
                 return ""
             status = str(res.status) if res.status else "error"
             metrics.send_errors.labels(self.name, status).inc()
-            retriable = res.status == 0 or res.status == 429 or res.status >= 500
-            if res.status == 429 and cfg.drop_rate_limited_batches:
-                retriable = False
-            if not retriable or attempt >= cfg.backoff.max_retries or time.monotonic() >= self._deadline:
+            again = retry.retriable(res.status, cfg.drop_rate_limited_batches)
+            if not again or attempt >= cfg.backoff.max_retries or time.monotonic() >= self._deadline:
                 reason = RATE_LIMITED if res.status == 429 else INGESTER_ERROR
-                if retriable and time.monotonic() >= self._deadline:
+                if again and time.monotonic() >= self._deadline:
                     reason = SHUTDOWN
                     if self.durable:
                         log.warning(
@@ -277,11 +263,7 @@ class LokiClient:
                 )
                 metrics.count_drop(reason, entries, size, client=self.name)
                 return reason
-            delay = min(cfg.backoff.max_period, cfg.backoff.min_period * (2**attempt))
-            delay = random.uniform(delay / 2, delay)  # jitter: senders that failed together retry apart
-            if res.retry_after is not None:
-                delay = min(max(delay, res.retry_after), cfg.backoff.max_period)
-            delay = min(delay, max(0.0, self._deadline - time.monotonic()))
+            delay = min(retry.delay(cfg.backoff, attempt, res.retry_after), max(0.0, self._deadline - time.monotonic()))
             attempt += 1
             self._m_retries.inc()
             log.warning(

@@ -40,14 +40,13 @@ import struct
 import time
 import zlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from .. import metrics
-from ..config import ConfigError, Keys, _bool, _str, parse_duration, parse_size
 from ..model import Chunk
+from .walconfig import WalConfig
 
 log = logging.getLogger("relay.wal")
 
@@ -77,40 +76,6 @@ m_flush = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
     registry=metrics.REGISTRY,
 )
-
-
-@dataclass(slots=True)
-class WalConfig:
-    enabled: bool = False
-    dir: str = ""
-    max_size: int = 1 << 30  # all segments together; over it, pushes get backpressure
-    sync: str = "always"  # "always", or an fsync interval
-    sync_interval: float = 0.0  # seconds, when sync is an interval
-    segment_size: int = 32 << 20
-
-
-def parse_wal(value: Any, path: str) -> WalConfig:
-    k = Keys(value, path)
-    c = WalConfig()
-    c.enabled = _bool(k.get("enabled", False), k.at("enabled"))
-    c.dir = _str(k.get("dir"), k.at("dir"))
-    c.max_size = parse_size(k.get("max_size", c.max_size), k.at("max_size"))
-    sync = k.get("sync", "always")
-    if isinstance(sync, str) and sync.strip().lower() == "always":
-        c.sync = "always"
-    else:
-        c.sync_interval = parse_duration(sync, k.at("sync"))
-        if c.sync_interval <= 0:
-            raise ConfigError(f"{k.at('sync')}: expected `always` or a positive duration, got {sync!r}")
-        c.sync = str(sync)
-    c.segment_size = parse_size(k.get("segment_size", min(c.segment_size, max(c.max_size // 4, 1 << 20))),
-                                k.at("segment_size"))
-    k.done()
-    if c.enabled and not c.dir:
-        raise ConfigError(f"{k.at('dir')}: the WAL needs a directory")
-    if c.enabled and c.segment_size > c.max_size:
-        raise ConfigError(f"{k.at('segment_size')}: larger than max_size")
-    return c
 
 
 class WalFull(Exception):

@@ -1,11 +1,4 @@
-"""Input protocols: each module turns request bytes into `relay.model.Stream`s.
-
-Importing this package registers every job kind (see registry.py).
+"""Input protocols. Decoders are plain functions (bytes and settings in, streams out) that import no
+web framework: `push` (Loki push API), `content` (bodies); the AWS formats live in `relay.aws`.
+The HTTP routes of each job kind are in `relay.sources.http`.
 """
-
-from . import push  # noqa: F401
-from . import aws_lambda  # noqa: F401
-from . import firehose  # noqa: F401
-from .registry import KINDS, SourceKind, register
-
-__all__ = ["KINDS", "SourceKind", "register"]

@@ -1,33 +1,25 @@
-"""Loki's push API: `/loki/api/v1/push`, `/api/prom/push` and Promtail's `/promtail/api/v1/raw`.
+"""Loki's push API bodies, decoded: plain functions and a label cache, no web framework.
 
-Bodies follow Loki's rules: `application/json` (any parameters) is JSON, any
-other content type is a snappy-compressed `logproto.PushRequest`, and a missing
-content type is refused. One invalid stream does not cost the others.
+`decode(body, content_type, content_encoding, ...)` follows Loki's rules: `application/json`
+(any parameters) is JSON (the legacy `/api/prom/push` shape when `legacy`), any other
+content type is a snappy-compressed `logproto.PushRequest`, and a missing content type is
+refused. One invalid stream does not cost the others. `raw_lines` is Promtail's raw
+endpoint. The routes are in `relay.sources.http.push`.
 """
 
 from __future__ import annotations
 
-import re
-import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import orjson
 from google.protobuf.message import DecodeError
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
-from ..config import DEFAULT_PUSH_PORT, JobConfig, Keys, common_job_keys
-from ..ingest import Backpressure, Ingest
-from ..model import LabelError, Labels, Stream, new_stream, parse_labels
+from ..cache import BoundedCache
+from ..model import INT64, LabelError, Labels, Stream, new_stream, parse_labels, pb_entries
 from ..proto import PushRequest, StreamAdapter
-from .http import BadRequest, BodyTooLarge, ClientGone, decode_content, read_body, snappy_block
-from .listener import observe
-from .registry import SourceKind, register
-
-_LABEL_CACHE_SIZE = 50_000
+from ..times import rfc3339_ns
+from .content import BadRequest, decode_content, snappy_block
 
 
 @dataclass(slots=True)
@@ -42,7 +34,7 @@ class PushDecoder:
     """Bytes of a push request -> streams. Caches parsed label text across requests."""
 
     def __init__(self) -> None:
-        self._labels: dict[str, Labels | LabelError] = {}
+        self._labels: BoundedCache[str, Labels | LabelError] = BoundedCache()
 
     def labels(self, text: str) -> Labels:
         hit = self._labels.get(text)
@@ -51,12 +43,21 @@ class PushDecoder:
                 hit = parse_labels(text)
             except LabelError as e:
                 hit = e
-            if len(self._labels) >= _LABEL_CACHE_SIZE:
-                self._labels.clear()
-            self._labels[text] = hit
+            self._labels.put(text, hit)
         if isinstance(hit, LabelError):
             raise hit
         return hit
+
+    def decode(self, body: bytes, content_type: str, content_encoding: str, limit: int,
+               *, legacy: bool = False) -> Decoded:
+        """One push request body, as Loki reads it. Raises BadRequest (400) and BodyTooLarge (413)."""
+        if not content_type.strip():
+            raise BadRequest("missing Content-Type header")
+        body = decode_content(body, content_encoding, limit)
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media == "application/json":
+            return self.legacy_json(body) if legacy else self.json(body)
+        return self.protobuf(body, limit)
 
     def protobuf(self, raw: bytes, limit: int) -> Decoded:
         req = PushRequest()
@@ -109,7 +110,7 @@ class PushDecoder:
                 for e in s["entries"]:
                     if not isinstance(e, dict) or not isinstance(e.get("line"), str):
                         raise BadRequest('expected entries of {"ts": "...", "line": "..."}')
-                    entries.append((rfc3339_ns(e.get("ts")), e["line"]))
+                    entries.append((_rfc3339(e.get("ts")), e["line"]))
                 out.streams.append(new_stream(labels, entries, text))
             except (BadRequest, LabelError) as e:
                 out.errors.append(f"stream {i}: {e}")
@@ -150,35 +151,32 @@ def _json_stream(s: Any) -> Stream:
     values = s.get("values")
     if not isinstance(values, list):
         raise BadRequest('"values" must be a list')
-    entries: list[dict[str, Any]] = []
+    pairs: list[tuple[int, str]] = []
+    metadata: list[tuple[int, list[dict[str, str]]]] = []  # (entry index, structured metadata): rare
     for v in values:
         if not isinstance(v, list) or not 2 <= len(v) <= 3 or not isinstance(v[1], str):
             raise BadRequest('each value must be ["<unix ns>", "<line>"] or ["<unix ns>", "<line>", {metadata}]')
         ts = _ns(v[0])
-        if not 0 <= ts < 1 << 63:  # Loki parses an int64
+        if not 0 <= ts < INT64:  # Loki parses an int64
             raise BadRequest(f"invalid timestamp {str(ts)[:40]}: out of range")
-        entry: dict[str, Any] = {"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": v[1]}
         if len(v) == 3:
             md = v[2]
             if not isinstance(md, dict) or not all(isinstance(x, str) for x in md.values()):
                 raise BadRequest("structured metadata must be an object of string values")
-            entry["structuredMetadata"] = [{"name": k, "value": x} for k, x in md.items()]
-        entries.append(entry)
+            metadata.append((len(pairs), [{"name": k, "value": x} for k, x in md.items()]))
+        pairs.append((ts, v[1]))
+    entries = pb_entries(pairs)
+    for i, md_list in metadata:
+        entries[i]["structuredMetadata"] = md_list
     return Stream(labels, StreamAdapter(entries=entries))
 
 
-_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", re.I)
-
-
-def rfc3339_ns(value: Any) -> int:
-    if not isinstance(value, str):
-        raise BadRequest(f"invalid timestamp {value!r}: expected RFC3339")
-    m = _RFC3339.fullmatch(value.strip())
-    if m is None:
-        raise BadRequest(f"invalid timestamp {value[:40]!r}: expected RFC3339")
-    zone = "+00:00" if m.group(3).upper() == "Z" else m.group(3)
-    seconds = int(datetime.fromisoformat(m.group(1) + zone).timestamp())
-    return seconds * 1_000_000_000 + int((m.group(2) or "0").ljust(9, "0"))
+def _rfc3339(value: Any) -> int:
+    ns = rfc3339_ns(value)
+    if ns is None:
+        shown = value[:40] if isinstance(value, str) else value
+        raise BadRequest(f"invalid timestamp {shown!r}: expected RFC3339")
+    return ns
 
 
 def raw_lines(body: bytes, receive_ns: int) -> Stream:
@@ -190,83 +188,6 @@ def raw_lines(body: bytes, receive_ns: int) -> Stream:
     return new_stream({}, ((receive_ns + i, ln[:-1] if ln.endswith("\r") else ln) for i, ln in enumerate(lines)))
 
 
-def _length(request: Request) -> int:
-    value = request.headers.get("content-length", "")
-    return int(value) if value.isdigit() else 0
-
-
-def _too_many(e: Backpressure) -> Response:
-    return PlainTextResponse(f"{e}\n", 429, headers={"Retry-After": e.retry_after_header})
-
-
-def routes(ingest: Ingest) -> list[Route]:
-    job = ingest.job
-    limit = job.max_message_size
-    decoder = PushDecoder()
-
-    def decode(request: Request, body: bytes) -> Decoded:
-        ctype = request.headers.get("content-type", "")
-        if not ctype.strip():
-            raise BadRequest("missing Content-Type header")
-        body = decode_content(body, request.headers.get("content-encoding", ""), limit)
-        media = ctype.split(";", 1)[0].strip().lower()
-        if media == "application/json":
-            return decoder.legacy_json(body) if request.url.path.startswith("/api/prom/") else decoder.json(body)
-        return decoder.protobuf(body, limit)
-
-    def decode_raw(request: Request, body: bytes, receive_ns: int) -> Decoded:
-        body = decode_content(body, request.headers.get("content-encoding", ""), limit)
-        return Decoded(streams=[raw_lines(body, receive_ns)])
-
-    async def handle(request: Request, route: str, raw: bool) -> Response:
-        with observe(job.name, route) as done:
-            receive_ns = time.time_ns()
-            tenant = request.headers.get("x-scope-orgid", "")
-            try:
-                # Wait for room (and reserve it) before reading: a refused request costs nothing.
-                ticket = await ingest.check(tenant, _length(request))
-            except Backpressure as e:
-                return done(_too_many(e))
-            try:
-                try:
-                    body = await read_body(request, limit)
-                    decoded = decode_raw(request, body, receive_ns) if raw else decode(request, body)
-                except BodyTooLarge as e:
-                    return done(PlainTextResponse(f"{e}\n", 413))
-                except ClientGone as e:
-                    return done(PlainTextResponse(f"{e}\n", 499))  # nginx's "client closed request"
-                except BadRequest as e:
-                    return done(PlainTextResponse(f"{e}\n", 400))
-                if decoded.invalid_entries:
-                    ingest.count_invalid(decoded.invalid_entries, decoded.invalid_bytes)
-                try:
-                    outcome = await ingest.push(decoded.streams, tenant, receive_ns, ticket)
-                except Backpressure as e:
-                    return done(_too_many(e))
-            finally:
-                ticket.release()
-            errors = decoded.errors + outcome.errors
-            if errors:
-                # As Loki: the valid streams were taken; the sender learns what was refused.
-                more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
-                return done(PlainTextResponse("\n".join(errors[:10]) + more + "\n", 400))
-            return done(Response(status_code=204))
-
-    async def push(request: Request) -> Response:
-        return await handle(request, "push", raw=False)
-
-    async def raw(request: Request) -> Response:
-        return await handle(request, "raw", raw=True)
-
-    return [
-        Route("/loki/api/v1/push", push, methods=["POST"]),
-        Route("/api/prom/push", push, methods=["POST"]),
-        Route("/promtail/api/v1/raw", raw, methods=["POST"]),
-    ]
-
-
-def parse_block(k: Keys, job: JobConfig) -> None:
-    common_job_keys(k, job, DEFAULT_PUSH_PORT, incoming_ts_default=False)
-
-
-register(SourceKind("loki_push_api", parse_block, routes))
+def decode_raw(body: bytes, content_encoding: str, limit: int, receive_ns: int) -> Decoded:
+    """One body of Promtail's raw endpoint."""
+    return Decoded(streams=[raw_lines(decode_content(body, content_encoding, limit), receive_ns)])

@@ -1,11 +1,14 @@
-"""HTTP helpers every listener shares: bounded body reading and Content-Encoding."""
+"""Request bodies, without HTTP: Content-Encoding, snappy, size limits, and the errors a decoder raises.
+
+Plain functions (bytes in, bytes out); the HTTP layer maps the errors to 400 and 413."""
 
 from __future__ import annotations
 
 import zlib
 
 import snappy
-from starlette.requests import ClientDisconnect, Request
+
+from ..compress import decompress_bounded
 
 
 class BodyTooLarge(Exception):
@@ -14,45 +17,6 @@ class BodyTooLarge(Exception):
 
 class BadRequest(ValueError):
     """Malformed input (answer 400 with this message)."""
-
-
-class ClientGone(BadRequest):
-    """The sender hung up before its body arrived (nothing to answer; counted as 499)."""
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            if int(length) > limit:
-                raise BodyTooLarge(f"request body of {length} bytes exceeds the limit of {limit} bytes")
-        except ValueError:
-            raise BadRequest(f"invalid Content-Length {length!r}") from None
-    parts: list[bytes] = []
-    size = 0
-    try:
-        async for part in request.stream():
-            size += len(part)
-            if size > limit:
-                raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
-            parts.append(part)
-    except ClientDisconnect:
-        raise ClientGone("client disconnected before sending the whole body") from None
-    return b"".join(parts)
-
-
-def decompress_bounded(data: bytes, wbits: int, limit: int) -> bytes:
-    """zlib/gzip/raw deflate, never producing more than `limit` bytes (no decompression bombs).
-
-    Raises zlib.error for corrupt data, OverflowError over the limit, EOFError when truncated.
-    """
-    d = zlib.decompressobj(wbits=wbits)
-    out = d.decompress(data, limit + 1)
-    if len(out) > limit or d.unconsumed_tail:
-        raise OverflowError(f"decompressed size exceeds {limit} bytes")
-    if not d.eof:
-        raise EOFError("truncated data")
-    return out
 
 
 def inflate(data: bytes, wbits: int, limit: int, what: str) -> bytes:
@@ -96,3 +60,9 @@ def snappy_block(data: bytes, limit: int) -> bytes:
         return snappy.uncompress(data)
     except Exception as e:  # python-snappy raises several types for corrupt input
         raise BadRequest(f"invalid snappy data: {e}") from None
+
+
+def first_errors(errors: list[str], sep: str, most: int = 10) -> str:
+    """The first `most` error messages joined, and how many more there were."""
+    more = f" (and {len(errors) - most} more)" if len(errors) > most else ""
+    return sep.join(errors[:most]) + more

@@ -1,6 +1,6 @@
 """AWS service logs delivered to S3: classify an object by its key, then stream its entries.
 
-Pure parsing plus one boto3 call (`open_object`); no sinks, no config.
+Pure parsing, no I/O of its own (`relay.aws.s3` fetches objects); no sinks, no config.
 
 `classify(bucket, key)` recognises the key layouts that lambda-promtail knows and gives the
 same `__aws_*` label names (its `pkg/s3.go`: `__aws_log_type`, `__aws_<type>` for the
@@ -52,7 +52,6 @@ line, when it has no digit) and CloudFront's `#Version`/`#Fields` (any line star
 
 from __future__ import annotations
 
-import datetime as _dt
 import gzip
 import io
 import re
@@ -63,8 +62,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
+from ..compress import GZIP_MAGIC
 from ..model import Labels
-from .cloudwatch import GZIP_MAGIC
+from ..times import ISO, MONTHS, NS, clock_seconds, days_since_epoch, iso_match_ns, iso_ns, unix_digits_ns
 
 # Values of __aws_log_type.
 LB = "s3_lb"
@@ -83,7 +83,6 @@ DEFAULT_CHUNK_LINES = 1000
 DEFAULT_CHUNK_BYTES = 4 << 20
 
 _BLOCK = 1 << 20  # bytes read from the (decompressed) stream at a time
-_NS = 1_000_000_000
 
 
 class S3LogError(ValueError):
@@ -240,11 +239,6 @@ def decompressed(body: Any) -> BinaryIO:
     return buffered  # type: ignore[return-value]
 
 
-def open_object(client: Any, bucket: str, key: str) -> BinaryIO:
-    """GetObject with a boto3 S3 client; the body streams and is gunzipped when it is gzip."""
-    return decompressed(client.get_object(Bucket=bucket, Key=key)["Body"])
-
-
 def _read(stream: BinaryIO, n: int) -> bytes:
     try:
         return stream.read(n)
@@ -292,74 +286,6 @@ def _blocks_of_lines(stream: BinaryIO, stats: S3Stats, max_bytes: int) -> Iterat
         yield [text]
 
 
-# --- timestamps -------------------------------------------------------------------------
-
-_EPOCH_ORDINAL = _dt.date(1970, 1, 1).toordinal()
-_DAYS: dict[Any, int | None] = {}  # date text -> days since 1970-01-01, or None when invalid
-_MONTHS = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
-
-
-def _days(key: Any, year: int, month: int, day: int) -> int | None:
-    days = _DAYS.get(key, -1)
-    if days != -1:
-        return days
-    try:
-        days = _dt.date(year, month, day).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
-        days = None
-    if len(_DAYS) > 4096:
-        _DAYS.clear()
-    _DAYS[key] = days
-    return days
-
-
-def _clock(days: int | None, hh: str, mm: str, ss: str) -> int | None:
-    """Seconds since the epoch, or None for an impossible time."""
-    if days is None:
-        return None
-    h, m, s = int(hh), int(mm), int(ss)
-    if h > 23 or m > 59 or s > 60:
-        return None
-    return days * 86400 + h * 3600 + m * 60 + s
-
-
-# 2022-12-06T17:42:16.176563Z, 2018-12-20T02:59:40 (NLB: no zone, UTC), 2023-05-19T07:44:30+02:00
-_ISO = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:[.,](\d{1,9})\d*)?(Z|[+-]\d{2}:?\d{2})?")
-_SECONDS: dict[str, int | None] = {}  # "YYYY-MM-DDTHH:MM:SS" -> unix seconds, or None when invalid
-
-
-def _iso_match_ns(m: re.Match[str]) -> int | None:
-    base, frac, tz = m.groups()
-    secs = _SECONDS.get(base, -1)
-    if secs == -1:
-        days = _days(base[:10], int(base[:4]), int(base[5:7]), int(base[8:10]))
-        secs = _clock(days, base[11:13], base[14:16], base[17:19])
-        if len(_SECONDS) > 65536:
-            _SECONDS.clear()
-        _SECONDS[base] = secs
-    if secs is None:
-        return None
-    if tz and tz != "Z":
-        offset = int(tz[1:3]) * 3600 + int(tz[-2:]) * 60
-        secs = secs - offset if tz[0] == "+" else secs + offset
-    return secs * _NS + int(frac.ljust(9, "0")) if frac else secs * _NS
-
-
-def iso_ns(text: Any) -> int | None:
-    """Unix nanoseconds of an ISO-8601 / RFC 3339 time string, or None."""
-    if not isinstance(text, str):
-        return None
-    m = _ISO.match(text.strip())
-    return _iso_match_ns(m) if m is not None else None
-
-
-def unix_digits_ns(digits: str) -> int:
-    """A unix time in seconds, ms, µs or ns, told apart by its digit count (as lambda-promtail does)."""
-    if len(digits) <= 10:
-        return int(digits) * _NS
-    return int(digits.ljust(19, "0")[:19])
-
-
 # --- per-type line parsers ---------------------------------------------------------------
 # Each turns a block of lines into entries; returns how many fell back to the receive time.
 
@@ -375,7 +301,7 @@ class _State:
 
 
 def _lines_search_iso(lines: list[str], out: Entries, receive_ns: int, st: _State) -> int:
-    search, conv, append = _ISO.search, _iso_match_ns, out.append
+    search, conv, append = ISO.search, iso_match_ns, out.append
     fallback = 0
     for line in lines:
         m = search(line)
@@ -403,7 +329,7 @@ def _lines_vpc(lines: list[str], out: Entries, receive_ns: int, st: _State) -> i
         return len(lines)
     for line in lines:
         try:
-            ts = int(line.split(" ", idx + 1)[idx]) * _NS
+            ts = int(line.split(" ", idx + 1)[idx]) * NS
         except (ValueError, IndexError):
             ts = receive_ns
             fallback += 1
@@ -424,8 +350,8 @@ def _lines_cloudfront(lines: list[str], out: Entries, receive_ns: int, st: _Stat
         ts = None
         if m is not None:
             y, mo, d, hh, mm, ss = m.groups()
-            secs = _clock(_days(line[:10], int(y), int(mo), int(d)), hh, mm, ss)
-            ts = secs * _NS if secs is not None else None
+            secs = clock_seconds(days_since_epoch(line[:10], int(y), int(mo), int(d)), hh, mm, ss)
+            ts = secs * NS if secs is not None else None
         if ts is None:
             ts = receive_ns
             fallback += 1
@@ -460,8 +386,8 @@ def _lines_msk(lines: list[str], out: Entries, receive_ns: int, st: _State) -> i
         ts = None
         if m is not None:
             y, mo, d, hh, mm, ss, ms = m.groups()
-            secs = _clock(_days(line[1:11], int(y), int(mo), int(d)), hh, mm, ss)
-            ts = secs * _NS + int(ms) * 1_000_000 if secs is not None else None
+            secs = clock_seconds(days_since_epoch(line[1:11], int(y), int(mo), int(d)), hh, mm, ss)
+            ts = secs * NS + int(ms) * 1_000_000 if secs is not None else None
         if ts is None:
             ts = receive_ns
             fallback += 1
@@ -481,12 +407,12 @@ def _lines_s3_access(lines: list[str], out: Entries, receive_ns: int, st: _State
         ts = None
         if m is not None:
             d, mon, y, hh, mm, ss, sign, oh, om = m.groups()
-            month = _MONTHS.get(mon)
+            month = MONTHS.get(mon)
             if month is not None:
-                secs = _clock(_days((d, mon, y), int(y), month, int(d)), hh, mm, ss)
+                secs = clock_seconds(days_since_epoch((d, mon, y), int(y), month, int(d)), hh, mm, ss)
                 if secs is not None:
                     offset = int(oh) * 3600 + int(om) * 60
-                    ts = (secs - offset if sign == "+" else secs + offset) * _NS
+                    ts = (secs - offset if sign == "+" else secs + offset) * NS
         if ts is None:
             ts = receive_ns
             fallback += 1
@@ -650,8 +576,5 @@ __all__ = [
     "WAF",
     "classify",
     "decompressed",
-    "iso_ns",
-    "open_object",
     "read_entries",
-    "unix_digits_ns",
 ]

@@ -12,9 +12,7 @@ from typing import Any
 
 import orjson
 
-from .http import decompress_bounded
-
-GZIP_MAGIC = b"\x1f\x8b"
+from ..compress import GZIP_MAGIC, decompress_bounded
 
 
 class PayloadError(ValueError):
@@ -77,4 +75,4 @@ def parse(data: bytes, limit: int = 100 << 20) -> CloudWatchPayload:
     )
 
 
-__all__ = ["CloudWatchPayload", "PayloadError", "GZIP_MAGIC", "gunzip", "parse"]
+__all__ = ["CloudWatchPayload", "PayloadError", "gunzip", "parse"]

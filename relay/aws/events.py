@@ -1,7 +1,7 @@
 """AWS Lambda event payloads (what lambda-promtail receives), decoded into streams and S3 work items.
 
 Pure parsing, no I/O: S3 objects are returned as `S3Ref`s for the caller to fetch and read
-with `relay.sources.s3logs`. Event kinds are told apart as lambda-promtail does (its
+with `relay.aws.s3logs` (through `relay.aws.s3`). Event kinds are told apart as lambda-promtail does (its
 `pkg/event.go`): `awslogs` -> CloudWatch Logs; `detail-type` -> EventBridge; `Records`
 -> by the first record's `eventSource` / `EventSource` (aws:s3, aws:sqs, aws:sns,
 aws:kinesis); `"Event": "s3:TestEvent"` -> the S3 test notification. An SNS envelope
@@ -66,9 +66,10 @@ from urllib.parse import unquote_plus
 import orjson
 
 from ..model import Labels, Stream, new_stream
-from .cloudwatch import GZIP_MAGIC, CloudWatchPayload, PayloadError, gunzip
+from ..compress import GZIP_MAGIC
+from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
-from .s3logs import iso_ns
+from ..times import iso_ns
 
 CLOUDWATCH = "cloudwatch"
 KINESIS = "kinesis"
