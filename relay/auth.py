@@ -25,6 +25,7 @@ from typing import Any
 
 from .keys import ConfigError, Keys, read_secret_file, string
 
+
 @dataclass(slots=True)
 class ListenerAuth:
     username: str = ""

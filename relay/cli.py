@@ -9,13 +9,16 @@ import logging
 import os
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from . import __version__, config, logs
-from .config import Config, ConfigError, JobConfig, ServerConfig
+from .config import Config, JobConfig, ServerConfig
+from .keys import ConfigError
+from .kinds import DEFAULT_PUSH_PORT
 from .model import LABEL_NAME
 
 USAGE = """usage: loki-relay [flags]
@@ -99,7 +102,7 @@ def _external_labels(text: str) -> dict[str, str]:
 
 
 def default_job() -> JobConfig:
-    return JobConfig(name="loki_push", kind="loki_push_api", listen=ServerConfig(http_listen_port=config.DEFAULT_PUSH_PORT))
+    return JobConfig(name="loki_push", kind="loki_push_api", listen=ServerConfig(http_listen_port=DEFAULT_PUSH_PORT))
 
 
 def build_config(flags: Flags) -> Config:
@@ -156,8 +159,8 @@ def masked(cfg: Config) -> dict[str, Any]:
             return v.pattern
         return v
 
-    doc = plain(cfg)
-    for c, client in zip(doc["clients"], cfg.clients):
+    doc: dict[str, Any] = plain(cfg)
+    for c, client in zip(doc["clients"], cfg.clients, strict=True):
         if client.basic_auth:
             c["basic_auth"] = {"username": client.basic_auth[0], "password": SECRET}
         if client.bearer_token:
@@ -248,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     from .server import Relay, StartupError
     from .sink.client import dry_run_transport
 
+    runner: Callable[..., int]
     try:
         import uvloop
 

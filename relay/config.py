@@ -17,7 +17,18 @@ import yaml
 
 from . import relabel
 from .auth import ListenerAuth, parse_auth
-from .keys import ConfigError, Keys, boolean, integer, label_map, mapping, parse_duration, parse_size, read_secret_file, string
+from .keys import ConfigError as ConfigError  # what parse_config raises: callers catch it from here
+from .keys import (
+    Keys,
+    boolean,
+    integer,
+    label_map,
+    mapping,
+    parse_duration,
+    parse_size,
+    read_secret_file,
+    string,
+)
 from .kinds import DEFAULT_PUSH_PORT, JOB_KINDS, SECTIONS, JobKind
 
 DEFAULT_SERVER_PORT = 9080

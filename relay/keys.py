@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from .model import LABEL_NAME
 
@@ -109,7 +109,7 @@ def read_secret_file(path: str, where: str) -> str:
 class Keys:
     """Walks one mapping: takes known keys, warns once for inert Promtail keys, refuses the rest."""
 
-    _warned: set[str] = set()
+    _warned: ClassVar[set[str]] = set()  # where a warning was given, once per process
 
     def __init__(self, value: Any, path: str, inert: frozenset[str] = frozenset()) -> None:
         self.data = mapping(value, path)

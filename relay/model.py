@@ -43,7 +43,7 @@ class Chunk(NamedTuple):
 
     labels: str  # Loki label text, e.g. {job="x", level="info"}
     data: bytes  # StreamAdapter fields 2 (entries), encoded
-    count: int  # entries
+    count: int  # type: ignore[assignment]  # entries (a field may shadow tuple.count: nothing calls it)
     size: int  # len(data)
 
 

@@ -12,8 +12,14 @@ message classes come from the installed protobuf runtime (upb, in C).
 
 from __future__ import annotations
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf import timestamp_pb2  # noqa: F401  registers timestamp.proto in the pool
+from typing import Any
+
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    timestamp_pb2,  # noqa: F401  registers timestamp.proto in the pool
+)
 
 _FILE = "loki_relay/logproto.proto"
 _PKG = "lokirelay.logproto"
@@ -61,14 +67,12 @@ def _load() -> descriptor_pool.DescriptorPool:
 _pool = _load()
 
 
-def _cls(name: str):  # noqa: ANN202  (generated message classes have no static type)
+def _cls(name: str) -> Any:
     return message_factory.GetMessageClass(_pool.FindMessageTypeByName(f"{_PKG}.{name}"))
 
 
 PushRequest = _cls("PushRequest")
 StreamAdapter = _cls("StreamAdapter")
-EntryAdapter = _cls("EntryAdapter")
-LabelPairAdapter = _cls("LabelPairAdapter")
 
 
 def varint(n: int) -> bytes:

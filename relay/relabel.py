@@ -40,8 +40,8 @@ _UPPERCASE = "uppercase"
 # Map to the constants so `process` compares interned strings.
 _ACTIONS = {
     a: a
-    for a in (_REPLACE, _KEEP, _DROP, _KEEPEQUAL, _DROPEQUAL, _HASHMOD)
-    + (_LABELMAP, _LABELDROP, _LABELKEEP, _LOWERCASE, _UPPERCASE)
+    for a in (_REPLACE, _KEEP, _DROP, _KEEPEQUAL, _DROPEQUAL, _HASHMOD,
+              _LABELMAP, _LABELDROP, _LABELKEEP, _LOWERCASE, _UPPERCASE)
 }
 _NEEDS_TARGET = frozenset({_REPLACE, _HASHMOD, _LOWERCASE, _UPPERCASE, _KEEPEQUAL, _DROPEQUAL})
 _PLAIN_TARGET = frozenset({_LOWERCASE, _UPPERCASE, _KEEPEQUAL, _DROPEQUAL})
@@ -128,7 +128,7 @@ def _constant(pieces: _Template) -> str | None:
 
 def _expand(pieces: _Template, text: bytes, spans: _Spans) -> bytes:
     # A (-1, -1) span slices to b"", which is what Go expands a non-participating group to.
-    return b"".join([p if p.__class__ is bytes else text[slice(*spans[p])] for p in pieces])  # type: ignore[misc,index]
+    return b"".join([p if p.__class__ is bytes else text[slice(*spans[p])] for p in pieces])  # type: ignore[index]
 
 
 def _public_finder(regex: Any) -> _Finder:
@@ -198,7 +198,7 @@ class Rule:
 # --- configuration ---------------------------------------------------------------------------
 
 
-def compile_rules(raw: list[dict] | None) -> list[Rule]:
+def compile_rules(raw: list[dict[str, Any]] | None) -> list[Rule]:
     """Compile YAML-decoded relabel configs (Prometheus/Promtail keys). Raises RelabelError."""
     if raw is None:
         return []
@@ -358,10 +358,7 @@ def _process(labels: Mapping[str, str], rules: Sequence[Rule]) -> dict[str, str]
     for rule in rules:
         action = rule.action
         sources = rule.source_labels
-        if len(sources) == 1:
-            val = cur.get(sources[0], "")
-        else:
-            val = rule.separator.join([cur.get(n, "") for n in sources])
+        val = cur.get(sources[0], "") if len(sources) == 1 else rule.separator.join([cur.get(n, "") for n in sources])
 
         if action is _REPLACE:
             text = val.encode()

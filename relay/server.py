@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from . import metrics
 from .config import Config, JobConfig, ServerConfig
@@ -78,7 +78,7 @@ class Relay:
         async def prom(_: Request) -> Response:
             return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-        routes = [Route("/metrics", prom, methods=["GET"])]  # /ready: ReadyGate, on every port
+        routes: list[BaseRoute] = [Route("/metrics", prom, methods=["GET"])]  # /ready: ReadyGate, on every port
         return FastAPI(routes=routes, docs_url=None, redoc_url=None, openapi_url=None)
 
     def _uvicorn(self, app: FastAPI, listen: ServerConfig) -> _Server:
@@ -89,7 +89,7 @@ class Relay:
             lifespan="off",
             http="httptools",
             server_header=False,
-            timeout_graceful_shutdown=self.cfg.server.graceful_shutdown_timeout,
+            timeout_graceful_shutdown=self.cfg.server.graceful_shutdown_timeout,  # type: ignore[arg-type]  # any seconds work
             ssl_certfile=listen.tls_cert_file or None,
             ssl_keyfile=listen.tls_key_file or None,
             ssl_ca_certs=listen.tls_client_ca_file or None,
@@ -138,7 +138,7 @@ class Relay:
                 s.close()
             raise
         tasks = []
-        for (what, app, listen), sock in zip(plan, sockets):
+        for (what, app, listen), sock in zip(plan, sockets, strict=True):
             server = self._uvicorn(app, listen)
             self._servers.append(server)
             tasks.append(loop.create_task(server.serve(sockets=[sock]), name=what))
@@ -167,8 +167,8 @@ class Relay:
         # One deadline for the in-flight requests and the flush (the drain delay comes before it).
         deadline = loop.time() + self.cfg.server.graceful_shutdown_timeout
         # Stop the data listeners first (in-flight requests finish), then flush, then the server port.
-        for s in self._servers[1:]:
-            s.should_exit = True
+        for server in self._servers[1:]:
+            server.should_exit = True
         await asyncio.gather(*tasks[1:], return_exceptions=True)
         for f in flushers:
             f.cancel()

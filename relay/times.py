@@ -13,7 +13,7 @@ NS = 1_000_000_000
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 _DAYS: BoundedCache[Any, int | None] = BoundedCache(4096)  # date text -> days since 1970-01-01; None: invalid
-MONTHS = {m: i + 1 for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split())}
+MONTHS = {m: i + 1 for i, m in enumerate(["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"])}
 
 
 def days_since_epoch(key: Any, year: int, month: int, day: int) -> int | None:

@@ -65,11 +65,11 @@ from urllib.parse import unquote_plus
 
 import orjson
 
-from ..model import Labels, Stream, new_stream
 from ..compress import GZIP_MAGIC
+from ..model import Labels, Stream, new_stream
+from ..times import iso_ns
 from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
-from ..times import iso_ns
 
 CLOUDWATCH = "cloudwatch"
 KINESIS = "kinesis"
@@ -132,7 +132,7 @@ class ParsedEvent:
 class _Ctx:
     """Settings and counters shared by one parse."""
 
-    __slots__ = ("keep_stream", "receive_ns", "limit", "ignored", "ts_fallback", "skipped")
+    __slots__ = ("ignored", "keep_stream", "limit", "receive_ns", "skipped", "ts_fallback")
 
     def __init__(self, keep_stream: bool, receive_ns: int, limit: int) -> None:
         self.keep_stream = keep_stream
@@ -231,13 +231,16 @@ def _ms_ns(value: Any) -> int | None:
     return None
 
 
-def _records(doc: dict[str, Any]) -> list[dict[str, Any]]:
+def _records(doc: dict[str, Any], kind: str | None = None) -> list[dict[str, Any]]:
+    """The Records list, every one an object (and of `kind`'s eventSource when given)."""
     records = doc.get("Records")
     if not isinstance(records, list) or not records:
         raise EventError("Records is empty or not a list")
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
             raise EventError(f"Records[{i}] is not an object")
+        if kind is not None and _record_source(rec) != kind:
+            raise EventError(f"Records[{i}] has another eventSource than Records[0]")
     return records
 
 
@@ -415,10 +418,7 @@ def _dispatch(doc: dict[str, Any], kind: str, ctx: _Ctx, out: _Out, depth: int) 
     elif kind == _SNS_ENVELOPE:
         _sns_message(doc, "SNS notification", ctx, out, depth)
     else:
-        records = _records(doc)
-        for i, rec in enumerate(records):
-            if _record_source(rec) != kind:
-                raise EventError(f"Records[{i}] has another eventSource than Records[0]")
+        records = _records(doc, kind)
         if kind == S3:
             _s3(records, ctx, out)
         elif kind == KINESIS:
@@ -452,10 +452,7 @@ def parse_event(doc: Any, *, keep_stream: bool = False, receive_ns: int, limit: 
     ctx = _Ctx(keep_stream, receive_ns, limit)
     result = ParsedEvent(SNS if kind == _SNS_ENVELOPE else kind)
     if kind == SQS:
-        records = _records(doc)
-        for i, rec in enumerate(records):
-            if _record_source(rec) != SQS:
-                raise EventError(f"Records[{i}] has another eventSource than Records[0]")
+        records = _records(doc, SQS)
         result.items = [
             SqsItem(message_id, out.streams(), out.s3, error)
             for message_id, out, error in _sqs_messages(records, ctx, 0)
@@ -474,14 +471,14 @@ def parse_event(doc: Any, *, keep_stream: bool = False, receive_ns: int, limit: 
 __all__ = [
     "CLOUDWATCH",
     "EVENTBRIDGE",
-    "EventError",
     "KINESIS",
-    "ParsedEvent",
     "S3",
-    "S3Ref",
     "S3_TEST",
     "SNS",
     "SQS",
+    "EventError",
+    "ParsedEvent",
+    "S3Ref",
     "SqsItem",
     "parse_event",
 ]

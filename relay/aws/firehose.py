@@ -222,10 +222,10 @@ def parse_request(
             events = [(receive_ns, msg) for _, msg in payload.events]
         groups.setdefault(key, []).extend(events)
 
-    for key, entries in groups.items():
+    for group, entries in groups.items():
         labels = dict(base)
-        if key is not None:
-            for name, value in zip(_CW_LABELS, key):
+        if group is not None:
+            for name, value in zip(_CW_LABELS, group, strict=True):
                 if value:  # like Alloy (Prometheus' labels.Builder): an empty value is no label
                     labels[name] = value
         batch.streams.append(new_stream(labels, entries))

@@ -79,7 +79,7 @@ def _settings(env: Any) -> dict[str, Any]:
 
 def _is_sqs(event: Any) -> bool:
     records = event.get("Records") if isinstance(event, dict) else None
-    return bool(records) and isinstance(records[0], dict) and records[0].get("eventSource") == "aws:sqs"
+    return isinstance(records, list) and bool(records) and isinstance(records[0], dict) and records[0].get("eventSource") == "aws:sqs"
 
 
 def forward(event: Any, context: Any = None, env: Any = None) -> dict[str, Any]:

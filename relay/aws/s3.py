@@ -133,7 +133,7 @@ class ObjectReader:
         if self._body is not None:
             try:
                 self._body.close()
-            except Exception:  # noqa: BLE001 - closing a half-read HTTP body must not mask the real outcome
+            except Exception:
                 pass
 
 

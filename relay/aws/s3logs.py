@@ -236,7 +236,7 @@ def decompressed(body: Any) -> BinaryIO:
     buffered = io.BufferedReader(_Prepend(head, body), buffer_size=1 << 16)
     if head == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
-    return buffered  # type: ignore[return-value]
+    return buffered
 
 
 def _read(stream: BinaryIO, n: int) -> bytes:
@@ -488,10 +488,9 @@ def read_entries(
     st = _State()
     chunk: Entries = []
     chunk_size = 0
-    for lines in _blocks_of_lines(stream, stats, max_bytes):
-        n = len(lines)
-        if "" in lines:
-            lines = [line for line in lines if line]
+    for block in _blocks_of_lines(stream, stats, max_bytes):
+        n = len(block)
+        lines = [line for line in block if line] if "" in block else block
         if not lines:
             stats.skipped += n
             continue
@@ -566,14 +565,14 @@ __all__ = [
     "LB",
     "LOG_TYPES",
     "MSK",
-    "ObjectTooLarge",
     "S3_ACCESS",
-    "S3LogError",
-    "S3Object",
-    "S3Stats",
     "UNKNOWN",
     "VPC_FLOW",
     "WAF",
+    "ObjectTooLarge",
+    "S3LogError",
+    "S3Object",
+    "S3Stats",
     "classify",
     "decompressed",
     "read_entries",

@@ -19,14 +19,13 @@ from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 from .. import relabel
+from ..cache import BoundedCache
 from ..config import JobConfig, LimitsConfig
 from ..model import LABEL_NAME, TENANT_LABEL, Chunk, Labels, Stream, format_labels
 from ..proto import StreamAdapter
 from .limits import LineLimit
 from .pipeline import Pipeline, build
 from .stages.base import Entry
-
-CACHE_SIZE = 50_000
 
 
 @dataclass(slots=True)
@@ -66,9 +65,9 @@ class Processor:
         self.incoming_ts = job.use_incoming_timestamp
         self.limits = limits
         self.line_limit = LineLimit(limits.max_line_size, limits.max_line_size_truncate) if limits.max_line_size else None
-        self._cache: dict[Hashable, _Resolved] = {}
+        self._cache: BoundedCache[Hashable, _Resolved] = BoundedCache()
         self.pipeline = pipeline if pipeline is not None else build(job.pipeline_stages, job.name)
-        self._final: dict[Hashable, _Resolved] = {}  # after the stages: (tenant, label items) -> result
+        self._final: BoundedCache[Hashable, _Resolved] = BoundedCache()  # after the stages: (tenant, label items) -> result
         self.flush_every = self.pipeline.flush_every if self.pipeline is not None else 0.0
 
     def resolve(self, labels: Labels) -> _Resolved:
@@ -117,9 +116,7 @@ class Processor:
                 key = tuple(stream.labels.items())
             res = cache.get(key)
             if res is None:
-                if len(cache) >= CACHE_SIZE:
-                    cache.clear()
-                res = cache[key] = resolve(stream.labels)
+                res = cache.put(key, resolve(stream.labels))
             msg = stream.entries
             n = len(msg.entries)
             if n == 0:
@@ -177,9 +174,7 @@ class Processor:
                 key = tuple(stream.labels.items())
             res = cache.get(key)
             if res is None:
-                if len(cache) >= CACHE_SIZE:
-                    cache.clear()
-                res = cache[key] = resolve(stream.labels)
+                res = cache.put(key, resolve(stream.labels))
             msg = stream.entries
             n = len(msg.entries)
             if n == 0:
@@ -241,8 +236,6 @@ class Processor:
         """Tenant, `__*` removal and validation of a label set the stages produced (cached)."""
         res = self._final.get(key)
         if res is None:
-            if len(self._final) >= CACHE_SIZE:
-                self._final.clear()
             tenant = labels.get(TENANT_LABEL) or tenant
             final = {k: v for k, v in labels.items() if v and not k.startswith("__")}
             problem = self._invalid(final) if final else ""
@@ -252,7 +245,7 @@ class Processor:
                 res = _Resolved(None, None, "invalid", problem)
             else:
                 res = _Resolved(format_labels(final), tenant)
-            self._final[key] = res
+            self._final.put(key, res)
         return res
 
     def _encode(self, groups: dict[Hashable, tuple[str, list[Entry]]], out: Outcome) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import snappy
 
+from ..cache import BoundedCache
 from ..model import Chunk, format_labels, parse_labels
 from ..proto import length_delimited, varint
 
@@ -21,10 +22,9 @@ STREAMS_FIELD = b"\x0a"  # PushRequest.streams = 1, length-delimited
 class LabelEncoder:
     """Label text -> encoded StreamAdapter.labels field, with a client's external labels merged in."""
 
-    def __init__(self, external: Mapping[str, str], cache_size: int = 50_000) -> None:
+    def __init__(self, external: Mapping[str, str]) -> None:
         self.external = dict(external)
-        self.cache_size = cache_size
-        self._cache: dict[str, bytes] = {}
+        self._cache: BoundedCache[str, bytes] = BoundedCache()
 
     def field(self, labels: str) -> bytes:
         f = self._cache.get(labels)
@@ -33,9 +33,7 @@ class LabelEncoder:
             if self.external:
                 # The entry's own labels win over external ones, as in Promtail.
                 text = format_labels({**self.external, **parse_labels(labels)})
-            if len(self._cache) >= self.cache_size:
-                self._cache.clear()
-            f = self._cache[labels] = length_delimited(1, text.encode())
+            f = self._cache.put(labels, length_delimited(1, text.encode()))
         return f
 
 
@@ -55,13 +53,13 @@ _VARINTS = [varint(n) for n in range(_SMALL)]  # the length prefixes of most str
 
 
 def compress(raw: bytes) -> bytes:
-    return snappy.compress(raw)
+    return bytes(snappy.compress(raw))
 
 
 class Pending:
     """Chunks waiting for one (client, tenant): a FIFO with running totals."""
 
-    __slots__ = ("chunks", "entries", "bytes", "first_at")
+    __slots__ = ("bytes", "chunks", "entries", "first_at")
 
     def __init__(self) -> None:
         self.chunks: deque[Chunk] = deque()
@@ -80,10 +78,10 @@ class Pending:
         """Up to max_bytes of chunks from the front (always at least one)."""
         q = self.chunks
         if self.bytes <= max_bytes:  # all of it: no per-chunk work
-            out = list(q)
+            everything = list(q)
             q.clear()
             self.entries = self.bytes = 0
-            return out
+            return everything
         out: list[Chunk] = []
         size = 0
         while q and (not out or size + q[0].size <= max_bytes):

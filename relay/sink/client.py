@@ -20,7 +20,7 @@ import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import Optional
+from typing import TextIO
 from urllib.parse import urlsplit
 
 import httpx
@@ -62,7 +62,7 @@ def _collect_after(sent: int) -> None:
 
 
 class SendResult:
-    __slots__ = ("status", "retry_after", "error")
+    __slots__ = ("error", "retry_after", "status")
 
     def __init__(self, status: int, retry_after: float | None = None, error: str = "") -> None:
         self.status = status  # HTTP status, or 0 for a connection error or timeout
@@ -101,7 +101,7 @@ class LokiClient:
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
-        self.on_done: Optional[Callable[[str, int], None]] = None  # (tenant key, bytes) when a batch is settled
+        self.on_done: Callable[[str, int], None] | None = None  # (tenant key, bytes) when a batch is settled
         self.durable = False  # a WAL keeps what this client has not settled: do not count it lost at shutdown
         self._deadline = float("inf")  # monotonic time after which a closing client gives up retrying
         self.buffered_entries = 0  # waiting + in flight
@@ -280,7 +280,7 @@ class LokiClient:
             ev.set()
         tasks = list(self._tasks.values())
         if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=timeout + 1)
+            _, pending = await asyncio.wait(tasks, timeout=timeout + 1)
             for t in pending:
                 t.cancel()
             for q in self._queues.values():
@@ -294,7 +294,7 @@ class LokiClient:
             await http.aclose()
 
 
-def dry_run_transport(out=sys.stdout) -> Transport:  # noqa: ANN001
+def dry_run_transport(out: TextIO = sys.stdout) -> Transport:
     """-dry-run: print each entry as Promtail does (time, labels, line) instead of sending."""
     import snappy
 

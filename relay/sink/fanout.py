@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Protocol
 
 from prometheus_client import Gauge
@@ -42,7 +43,7 @@ MAX_WAITERS = 512  # requests waiting for room at once; more are refused at once
 class Ticket:
     """Room reserved for one request before it is read; released once the request is done."""
 
-    __slots__ = ("fanout", "tenant", "size")
+    __slots__ = ("fanout", "size", "tenant")
 
     def __init__(self, fanout: Fanout, tenant: str, size: int) -> None:
         self.fanout = fanout
@@ -55,12 +56,16 @@ class Ticket:
             self.size = 0
 
 
-class Confirm(Protocol):
+class Log(Protocol):
+    """What the fan-out and ingest need of the write-ahead log (relay.sink.wal.WriteAheadLog)."""
+
+    def append(self, by_tenant: dict[str, list[Chunk]]) -> tuple[dict[str, int], asyncio.Future[None]]: ...
+
     def confirm(self, segment: int) -> None: ...
 
 
 class _Tenant:
-    __slots__ = ("accepted", "settled", "floor", "records")
+    __slots__ = ("accepted", "floor", "records", "settled")
 
     def __init__(self, clients: int) -> None:
         self.accepted = 0  # cumulative bytes accepted
@@ -70,7 +75,7 @@ class _Tenant:
 
 
 class Fanout:
-    def __init__(self, clients: list[LokiClient], wal: Confirm | None = None,
+    def __init__(self, clients: list[LokiClient], wal: Log | None = None,
                  max_bytes: int = 0, max_bytes_per_tenant: int = 0) -> None:
         self.clients = clients
         self.wal = wal
@@ -217,7 +222,7 @@ class Fanout:
                 client.add(tenant, chunks, size)
         held_bytes.set(self.held)
 
-    def _settler(self, i: int):  # noqa: ANN202
+    def _settler(self, i: int) -> Callable[[str, int], None]:
         def settled(tenant: str, size: int) -> None:
             t = self._tenants[tenant]
             t.settled[i] += size

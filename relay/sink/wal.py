@@ -197,10 +197,10 @@ class WriteAheadLog:
         """Yields (segment, records) for each segment left from before, oldest first."""
         for seg in self.replay_segments:
             try:
-                records, valid, corrupt = await asyncio.to_thread(read_segment, self.path(seg))
+                records, _, corrupt = await asyncio.to_thread(read_segment, self.path(seg))
             except OSError as e:
                 log.error("wal: cannot read segment %s: %s", self.path(seg), e)
-                records, valid, corrupt = [], 0, 0
+                records, corrupt = [], 0
             if corrupt:
                 m_corrupt.inc(corrupt)
                 log.warning("wal: segment %s: skipped %d bytes of torn or corrupt tail after %d good records",

@@ -47,7 +47,7 @@ def decode_content(body: bytes, encoding: str, limit: int) -> bytes:
 def snappy_block(data: bytes, limit: int) -> bytes:
     """Snappy block format, refusing (413) a declared size over `limit` before decoding."""
     size = shift = 0
-    for i, b in enumerate(data[:10]):
+    for b in data[:10]:
         size |= (b & 0x7F) << shift
         shift += 7
         if b < 0x80:
@@ -57,7 +57,7 @@ def snappy_block(data: bytes, limit: int) -> bytes:
     if size > limit:
         raise BodyTooLarge(f"decompressed body of {size} bytes exceeds the limit of {limit} bytes")
     try:
-        return snappy.uncompress(data)
+        return bytes(snappy.uncompress(data))
     except Exception as e:  # python-snappy raises several types for corrupt input
         raise BadRequest(f"invalid snappy data: {e}") from None
 

@@ -72,7 +72,7 @@ class PushDecoder:
             text = s.labels
             labels = cached(text)
             if labels.__class__ is dict:  # the usual case, without a call
-                append(Stream(labels, s, text))  # type: ignore[arg-type]
+                append(Stream(labels, s, text))
                 continue
             try:
                 labels = self.labels(text)
