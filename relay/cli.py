@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import platform
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,9 +106,41 @@ def default_job() -> JobConfig:
     return JobConfig(name="loki_push", kind="loki_push_api", listen=ServerConfig(http_listen_port=DEFAULT_PUSH_PORT))
 
 
+# ---- loading the config file -------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-?([^}]*))?\}")
+
+
+def expand_env(text: str, env: dict[str, str] | None = None) -> str:
+    """Promtail's -config.expand-env: ${VAR}, ${VAR:-default} and ${VAR:default}."""
+    env = dict(os.environ) if env is None else env
+
+    def sub(m: re.Match[str]) -> str:
+        value = env.get(m.group(1))
+        if value is None or (value == "" and m.group(2) is not None):
+            return m.group(2) or ""
+        return value
+
+    return _ENV.sub(sub, text)
+
+
+def load_yaml(path: str, expand: bool) -> Any:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    if expand:
+        text = expand_env(text)
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+
+
 def build_config(flags: Flags) -> Config:
     path = flags.values.get("config.file")
-    doc: Any = config.load_yaml(path, flags.on("config.expand-env")) if path else {}
+    doc: Any = load_yaml(path, flags.on("config.expand-env")) if path else {}
     cfg = config.parse_config(doc)
     if not path:
         cfg.jobs = [default_job()]

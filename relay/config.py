@@ -7,13 +7,10 @@ refused with its path, so a typo never silently changes behaviour.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import yaml
 
 from . import relabel
 from .auth import ListenerAuth, parse_auth
@@ -334,35 +331,3 @@ def parse_config(doc: Any, *, kinds: Mapping[str, JobKind] = JOB_KINDS,
         cfg.extra[name] = parse(k.get(name), name)
     k.done()
     return cfg
-
-
-# ---- loading -------------------------------------------------------------------------
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-?([^}]*))?\}")
-
-
-def expand_env(text: str, env: dict[str, str] | None = None) -> str:
-    """Promtail's -config.expand-env: ${VAR}, ${VAR:-default} and ${VAR:default}."""
-    env = dict(os.environ) if env is None else env
-
-    def sub(m: re.Match[str]) -> str:
-        value = env.get(m.group(1))
-        if value is None or (value == "" and m.group(2) is not None):
-            return m.group(2) or ""
-        return value
-
-    return _ENV.sub(sub, text)
-
-
-def load_yaml(path: str, expand: bool) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
-    if expand:
-        text = expand_env(text)
-    try:
-        return yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None

@@ -28,8 +28,8 @@ def _subscription_labels(group: str, stream: str, owner: str, keep_stream: bool)
     """The labels the relay gives the same events delivered by a subscription (aws_lambda job)."""
     from relay.config import JobConfig, LimitsConfig, ServerConfig
     from relay.pipeline import Processor
-    from relay.sources.aws_lambda import DEFAULT_RULES
-    from relay.sources.lambda_events import parse_event
+    from relay.aws.settings import DEFAULT_RULES
+    from relay.aws.events import parse_event
 
     payload = {"messageType": "DATA_MESSAGE", "owner": owner, "logGroup": group, "logStream": stream,
                "subscriptionFilters": ["f"], "logEvents": [{"id": "1", "timestamp": 1, "message": "m"}]}

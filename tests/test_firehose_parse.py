@@ -1,4 +1,4 @@
-"""relay.sources.firehose: Firehose HTTP-endpoint bodies -> streams, on Alloy's real test bodies."""
+"""relay.aws.firehose: Firehose HTTP-endpoint bodies -> streams, on Alloy's real test bodies."""
 
 from __future__ import annotations
 

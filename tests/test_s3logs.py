@@ -1,4 +1,4 @@
-"""relay.sources.s3logs: key classification and streaming parsing of AWS logs stored in S3."""
+"""relay.aws.s3logs: key classification and streaming parsing of AWS logs stored in S3."""
 
 from __future__ import annotations
 

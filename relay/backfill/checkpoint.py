@@ -84,7 +84,7 @@ class Checkpoint:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
-        self._file = open(self.path, "ab")
+        self._file = open(self.path, "ab")  # noqa: SIM115  (held open across marks, closed by close())
 
     def mark(self, unit: str, **info: Any) -> None:
         """Record a unit as acknowledged; returns once it is on disk. Blocking: call from a thread."""

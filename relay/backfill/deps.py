@@ -1,36 +1,20 @@
-"""What backfill takes from the rest of the relay, one import line each.
-
-AWS code is moving (relay/sources -> relay/aws); when it does, only these lines change.
-"""
+"""What backfill takes from the rest of the relay, one import line each."""
 
 from __future__ import annotations
 
 from .. import logs as relay_logs
+from ..aws import s3logs
+from ..aws.events import CLOUDWATCH, S3Ref
+from ..aws.s3 import ObjectReader, S3Clients, S3ReadError, S3Settings
+from ..aws.settings import DEFAULT_RULES, LambdaSettings
+from ..aws.settings import KIND as LAMBDA_KIND
 from ..cli import build_config, parse_flags
-from ..config import (
-    ClientConfig,
-    Config,
-    ConfigError,
-    JobConfig,
-    LimitsConfig,
-    ServerConfig,
-    parse_duration,
-    parse_size,
-)
+from ..config import ClientConfig, Config, JobConfig, LimitsConfig, ServerConfig
+from ..keys import ConfigError, parse_duration, parse_size
+from ..kinds import JOB_KINDS as KINDS
 from ..model import CHUNK_SIZE, Chunk, Labels, new_stream
 from ..pipeline import Processor
 from ..sink.client import SHUTDOWN, LokiClient
-from ..sources import aws_lambda, s3logs
-from ..sources.lambda_events import CLOUDWATCH, S3Ref
-from ..sources.registry import KINDS
-
-LAMBDA_KIND = aws_lambda.KIND
-DEFAULT_RULES = aws_lambda.DEFAULT_RULES
-LambdaSettings = aws_lambda.LambdaSettings
-S3Settings = aws_lambda.S3Settings
-S3Clients = aws_lambda.S3Clients
-ObjectReader = aws_lambda.ObjectReader
-S3ReadError = aws_lambda.S3ReadError
 
 __all__ = [
     "CHUNK_SIZE",

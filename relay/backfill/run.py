@@ -61,7 +61,8 @@ Parts = list[tuple[Labels, list[tuple[int, str]]]]
 
 
 class Reader(Protocol):
-    bytes: int  # bytes read so far (decompressed)
+    @property
+    def bytes(self) -> int: ...  # bytes read so far (decompressed)
 
     def next_chunk(self) -> Parts | None: ...
 
@@ -123,7 +124,7 @@ class S3Reader:
         self.reader.close()
 
 
-def _object_reader(clients: S3Clients, bucket: str, key: str, receive_ns: int, log_type: str) -> Any:
+def _object_reader(clients: S3Clients, bucket: str, key: str, receive_ns: int, log_type: str) -> ObjectReader:
     reader = ObjectReader(clients, S3Ref(bucket, key), receive_ns)
     if log_type and reader.obj.log_type != log_type:  # --type: parse as that type, with its type label
         labels = {"__aws_log_type": log_type, "__aws_s3_bucket": bucket, "__aws_s3_key": key}
@@ -228,7 +229,7 @@ def setup(opts: Options) -> Setup:
     else:
         job = next((j for j in jobs if j.kind == LAMBDA_KIND), None) or JobConfig(
             name=BUILTIN_JOB, kind=LAMBDA_KIND, listen=ServerConfig(), use_incoming_timestamp=True)
-    settings = job.options.get(LAMBDA_KIND)
+    settings = job.settings
     if not isinstance(settings, LambdaSettings):
         settings = LambdaSettings()
     kind = KINDS.get(job.kind)
@@ -265,7 +266,7 @@ class Backfill:
                 except (S3ReadError, SendFailed, ConfigError) as e:
                     self._fail(unit, str(e))
                     continue
-                except Exception as e:  # noqa: BLE001 - one unit's surprise (an AWS error ...) must not stop the rest
+                except Exception as e:
                     self._fail(unit, f"{type(e).__name__}: {e}")
                     continue
                 self.c.units_done += 1

@@ -326,7 +326,7 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], str, bool]] = {
     "TrimSpace": (str.strip, "s", False),
     "Hash": (lambda salt, s: hashlib.sha3_256((salt + s).encode()).hexdigest(), "ss", False),
     "Sha2Hash": (lambda salt, s: hashlib.sha256((salt + s).encode()).hexdigest(), "ss", False),
-    "regexReplaceAll": (lambda r, s, repl: regex_replace_all(r, s, repl), "sss", False),
+    "regexReplaceAll": (regex_replace_all, "sss", False),
     "regexReplaceAllLiteral": (lambda r, s, repl: regex_replace_all(r, s, repl, True), "sss", False),
     # Go's builtins (and/or/not/eq/... are handled specially where they short-circuit)
     "not": (lambda v: not truth(v), "a", False),
@@ -412,7 +412,7 @@ def _call(name: str, args: list[Any]) -> Any:
         return fn(*converted)
     except TemplateError:
         raise
-    except Exception as err:  # noqa: BLE001  (a Go function's panic or error: execution stops)
+    except Exception as err:
         raise TemplateError(f"error calling {name}: {err}") from None
 
 
@@ -704,7 +704,7 @@ class _Parser:
 
 def _call_expr(name: str, data: Any, args: list[Expr], piped: Any) -> Any:
     if name in ("and", "or"):
-        values = [*args, (lambda d: piped)] if piped is not _NO_ARG else list(args)
+        values: list[Expr] = [*args, (lambda d: piped)] if piped is not _NO_ARG else list(args)
         if not values:
             raise TemplateError(f"wrong number of args for {name}: want at least 1 got 0")
         value: Any = None

@@ -39,8 +39,8 @@ def compile_expression(expression: str) -> Callable[[dict[str, Any]], Any]:
     parsed = jmespath.compile(expression)
     keys = _plain_path(parsed.parsed)
     if keys is None:
-        search = parsed.search
-        return lambda doc: search(doc)
+        search: Callable[[dict[str, Any]], Any] = parsed.search  # jmespath is untyped
+        return search
     if len(keys) == 1:
         (key,) = keys
         return lambda doc: doc.get(key)

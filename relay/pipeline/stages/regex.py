@@ -52,7 +52,7 @@ def span_finder(regex: Any) -> Callable[[bytes], Spans | None]:
             if find(sample) != public(sample):
                 return public
         return find
-    except Exception:  # noqa: BLE001  (a google-re2 without these internals)
+    except Exception:
         return public
 
 
