@@ -18,7 +18,7 @@ import yaml
 
 from . import __version__, config, logs
 from .config import Config, JobConfig, ServerConfig
-from .keys import ConfigError
+from .keys import ConfigError, parse_duration
 from .kinds import DEFAULT_PUSH_PORT
 from .model import LABEL_NAME
 
@@ -154,7 +154,7 @@ def build_config(flags: Flags) -> Config:
         except ValueError:
             raise ConfigError("-server.http-listen-port: expected a port number") from None
     if "server.shutdown-delay" in flags.values:
-        cfg.server.shutdown_delay = config.parse_duration(flags.values["server.shutdown-delay"], "-server.shutdown-delay")
+        cfg.server.shutdown_delay = parse_duration(flags.values["server.shutdown-delay"], "-server.shutdown-delay")
     for name, allowed in (("log.level", ("debug", "info", "warn", "error")), ("log.format", ("logfmt", "json"))):
         if name in flags.values:
             value = flags.values[name].lower()

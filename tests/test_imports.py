@@ -24,8 +24,8 @@ def test_the_lambda_function_loads_no_web_framework() -> None:
     assert loaded("relay.aws.lambda_handler", WEB) == []
 
 
-def test_the_lambda_function_loads_no_prometheus_client_nor_boto3_until_needed() -> None:
-    assert loaded("relay.aws.lambda_handler", ("prometheus_client", "boto3", "botocore")) == []
+def test_the_lambda_function_loads_no_boto3_until_it_reads_s3() -> None:
+    assert loaded("relay.aws.lambda_handler", ("boto3", "botocore")) == []
 
 
 @pytest.mark.parametrize("module", [

@@ -60,7 +60,6 @@ from typing import Any
 
 import httpx
 import orjson
-import yaml
 
 from .. import __version__, relabel
 from ..config import Backoff, JobConfig, LimitsConfig, ServerConfig

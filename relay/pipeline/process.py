@@ -187,7 +187,7 @@ class Processor:
                 if res.error:
                     out.errors.append(res.error)
                 continue
-            entries = []
+            entries: list[Entry] = []
             append = entries.append
             for e in msg.entries:
                 if rewrite_ts:

@@ -122,7 +122,7 @@ def build(config: Any, ctx: BuildContext) -> Stage:
     older = b.string("older_than")
     longer = b.string("longer_than")
     reason = b.string("drop_counter_reason") or "drop_stage"
-    separator = b.string("separator", ";")
+    separator = b.string("separator", ";") or ""
     b.done()
     if raw_source is None and expression is None and older is None and longer is None:
         raise StageError("drop stage config must contain at least one of `source`, `expression`, `older_than` or `longer_than`")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-import maxminddb
-
 from ..gotemplate import go_float
 from ..values import Block, to_string
 from .base import BuildContext, Entry, Stage, StageError, register
@@ -136,6 +134,10 @@ def build(block: Any, ctx: BuildContext) -> Stage:
         raise StageError("db type should be either city or asn")
     if db_type not in ("city", "asn"):
         raise StageError(f"db_type {db_type!r}: db type should be either city or asn")
+    # Imported by the one stage that needs it: the Lambda function (whose zip leaves it out unless
+    # asked) and every relay without a geoip stage skip it.
+    import maxminddb
+
     try:
         reader = maxminddb.open_database(path)
     except (OSError, maxminddb.InvalidDatabaseError, ValueError) as err:

@@ -59,12 +59,12 @@ class MatchStage(Stage):
             return entries
         flags = self._matching(entries)
         if self.nested is None:  # action: drop
-            keep = [e for e, hit in zip(entries, flags) if not hit]
+            keep = [e for e, hit in zip(entries, flags, strict=False) if not hit]
             if len(keep) != len(entries):
-                size = sum(len(e.line) for e, hit in zip(entries, flags) if hit)
+                size = sum(len(e.line) for e, hit in zip(entries, flags, strict=False) if hit)
                 self.count_drop(self.reason, len(entries) - len(keep), size)
             return keep
-        matched = [e for e, hit in zip(entries, flags) if hit]
+        matched = [e for e, hit in zip(entries, flags, strict=False) if hit]
         if not matched:
             return entries
         done = self.nested.run(matched)
@@ -73,8 +73,8 @@ class MatchStage(Stage):
         # Keep the batch's order: put the nested stages' survivors back where they were.
         survivors = {id(e) for e in done}
         if len(survivors) != len(done) or not survivors <= {id(e) for e in matched}:
-            return [e for e, hit in zip(entries, flags) if not hit] + done  # new entries (multiline)
-        return [e for e, hit in zip(entries, flags) if not hit or id(e) in survivors]
+            return [e for e, hit in zip(entries, flags, strict=False) if not hit] + done  # new entries (multiline)
+        return [e for e, hit in zip(entries, flags, strict=False) if not hit or id(e) in survivors]
 
     def flush_expired(self) -> list[Entry]:
         return self.nested.flush_expired() if self.nested is not None else []

@@ -79,7 +79,7 @@ class MetricVec:
                 yield self.name, s.labels, s.value
                 continue
             cumulative = 0
-            for bound, count in zip((*self.buckets, math.inf), s.counts):
+            for bound, count in zip((*self.buckets, math.inf), s.counts, strict=False):
                 cumulative += count
                 yield self.name + "_bucket", {**s.labels, "le": _le(bound)}, float(cumulative)
             yield self.name + "_sum", s.labels, s.value
