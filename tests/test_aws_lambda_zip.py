@@ -115,12 +115,6 @@ def test_zip_holds_no_web_server_and_no_boto3_and_fits(unpacked: dict[str, Path]
     assert unpacked["zip"].stat().st_size <= 10 * 1000 * 1000
 
 
-# The handler's imports are web-free now (tests/test_imports.py), but relay.pipeline.stages imports every
-# stage module, and the `metrics` stage imports prometheus_client (and registers on the relay's registry)
-# at import time; the zip leaves prometheus_client out. strict: once the stages import it only when a
-# metrics stage is built, this passes, the XPASS fails the run, and this marker must go.
-@pytest.mark.xfail(strict=True, reason="relay.pipeline.stages.metrics imports prometheus_client at import time; "
-                   "the zip leaves it out")
 def test_unpacked_zip_handles_cloudwatch_s3_and_sqs_with_only_boto3(
         unpacked: dict[str, Path], loki: Receiver, s3_url: str, tmp_path: Path) -> None:
     loki.reset()

@@ -24,6 +24,20 @@ def test_the_lambda_function_loads_no_web_framework() -> None:
     assert loaded("relay.aws.lambda_handler", WEB) == []
 
 
+def test_the_lambda_function_loads_no_metrics_library() -> None:
+    # The zip leaves prometheus_client out: nothing scrapes a Lambda function.
+    assert loaded("relay.aws.lambda_handler", ("prometheus_client",)) == []
+
+
+def test_stage_modules_load_when_a_pipeline_first_uses_them() -> None:
+    code = ("import sys, relay.pipeline.pipeline as p\n"
+            "before = 'relay.pipeline.stages.json' in sys.modules\n"
+            "p.build([{'json': {'expressions': {'a': 'a'}}}], job='t')\n"
+            "print(before, 'relay.pipeline.stages.json' in sys.modules, 'relay.pipeline.stages.metrics' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
+    assert out.stdout.split() == ["False", "True", "False"]
+
+
 def test_the_lambda_function_loads_no_boto3_until_it_reads_s3() -> None:
     assert loaded("relay.aws.lambda_handler", ("boto3", "botocore")) == []
 

@@ -11,7 +11,6 @@ from collections import Counter
 from typing import Any
 
 from ..config import ConfigError
-from . import stages as _stages  # noqa: F401  (registers every stage kind)
 from .stages.base import KINDS, BuildContext, Entry, Stage, StageError
 
 

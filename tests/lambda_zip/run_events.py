@@ -22,7 +22,7 @@ except Exception as e:  # reported to the test, which shows it
 
 outside = []
 for name, mod in sorted(sys.modules.items()):
-    if name == "__main__":
+    if name in ("__main__", "__mp_main__"):  # the runner itself (multiprocessing aliases it)
         continue
     f = getattr(mod, "__file__", None)
     if f and not any(os.path.realpath(f).startswith(a + os.sep) for a in allowed):

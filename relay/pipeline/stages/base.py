@@ -9,6 +9,7 @@ compiled in the factory, once.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,7 +72,41 @@ class Stage:
 
 
 StageFactory = Callable[[Any, BuildContext], Stage]
-KINDS: dict[str, StageFactory] = {}
+
+# The module of this package that defines each kind. A module is imported the first time a pipeline
+# uses its kind, so a process pays only for the stages it runs (the Lambda function's cold start).
+MODULES: dict[str, str] = {
+    **{kind: kind for kind in (
+        "decolorize", "docker", "drop", "eventlogmessage", "geoip", "json", "labelallow", "labeldrop",
+        "labels", "limit", "logfmt", "match", "metrics", "multiline", "output", "pack", "regex", "replace",
+        "sampling", "static_labels", "structured_metadata", "template", "tenant", "timestamp",
+    )},
+    "cri": "docker",
+    "non_indexed_labels": "structured_metadata",
+}
+
+
+class Kinds(dict[str, StageFactory]):
+    """Stage factories by kind, loading a kind's module on first use."""
+
+    def __missing__(self, kind: str) -> StageFactory:
+        module = MODULES.get(kind)
+        if module is None:
+            raise KeyError(kind)
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+        except ImportError as e:  # the Lambda zip leaves prometheus_client out, for one
+            raise StageError(f"the {kind} stage needs the {e.name} package, which is not installed") from None
+        return dict.__getitem__(self, kind)
+
+    def get(self, kind: str, default: StageFactory | None = None) -> StageFactory | None:  # type: ignore[override]
+        try:
+            return self[kind]
+        except KeyError:
+            return default
+
+
+KINDS = Kinds()
 
 
 def register(name: str) -> Callable[[StageFactory], StageFactory]:
