@@ -176,7 +176,7 @@ def test_rate_limited_429_waits_retry_after_then_delivers(moto: Moto, receiver: 
     assert r.returncode == 0, r.stderr
     assert time.monotonic() - started >= 2  # two 429s, each with Retry-After: 1
     statuses = [q["status"] for q in receiver.requests()]
-    assert statuses[:2] == [429, 429] and statuses.count(204) == 2
+    assert statuses[:2] == [429, 429] and statuses[2:] and set(statuses[2:]) == {204}
     assert sorted(receiver.lines()) == sorted(objs[0][2] + objs[1][2])
 
 
@@ -191,7 +191,7 @@ def test_old_entries_skip_restamp_or_send(moto: Moto, receiver: Receiver, tmp_pa
     assert r.returncode == 0, r.stderr
     assert sorted(receiver.lines()) == sorted(new[2])  # default: skip
     assert "entries older than reject_old_samples_max_age (168:00:00): 5, left out" in r.stdout
-    assert "1 of them are dated (by key, else by when written) more than 168:00:00 ago" in r.stderr  # said before sending
+    assert "backfill: 5 entries are older than Loki's reject_old_samples_max_age" in r.stderr  # said before sending
 
     receiver.reset()
     started = time.time_ns()

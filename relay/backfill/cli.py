@@ -29,7 +29,8 @@ one stopped; nothing Loki acknowledged is sent again.
   --tenant=ID             X-Scope-OrgID for everything sent (default: the job's and clients')
   --old-entries=POLICY    entries older than Loki's reject_old_samples_max_age: skip (default),
                           receive-time (stamp them with the run's start time) or send (as they are)
-  --reject-old-samples-max-age=D   Loki's limit (default 168h; 0: Loki rejects none)
+  --reject-old-samples-max-age=D   Loki's limit (default: the config's limits_config.reject_old_samples_max_age,
+                          else 168h as Loki; 0: Loki rejects none)
   --dry-run               read and count (objects, lines, bytes, old entries); send nothing
   --checkpoint=FILE       where progress is kept (default: $XDG_CACHE_HOME/loki-relay/, per source and job)
   --progress-interval=D   log a progress line this often when not on a terminal (default 10s)
@@ -68,13 +69,14 @@ class Options:
     rate: Rate | None = None
     tenant: str = ""
     old_entries: str = SKIP
-    max_age_ns: int = 168 * 3600 * 1_000_000_000
+    max_age_ns: int | None = None  # --reject-old-samples-max-age; None: the config's, else Loki's default
     dry_run: bool = False
     checkpoint: str = ""
     progress_interval: float = 10.0
     window_ms: int = 3600 * 1000
     help: bool = False
-    relay_args: list[str] = field(default_factory=list)  # -flag=value for relay.cli.parse_flags
+    relay_values: dict[str, str] = field(default_factory=dict)  # -config.file, -client.url, ... by name
+    expand_env: bool = False  # -config.expand-env
 
 
 def parse_time(text: str, now_ns: int, what: str) -> int:
@@ -192,15 +194,16 @@ def parse_args(argv: list[str], now_ns: int | None = None) -> Options:
         if values["old-entries"] not in POLICIES:
             raise UsageError(f"--old-entries: expected one of {', '.join(POLICIES)}, got {values['old-entries']!r}")
         o.old_entries = values["old-entries"]
-    o.max_age_ns = _duration_ns(values, "reject-old-samples-max-age", o.max_age_ns)
+    if "reject-old-samples-max-age" in values:
+        o.max_age_ns = _duration_ns(values, "reject-old-samples-max-age", 0)
     o.progress_interval = _duration_ns(values, "progress-interval", 10 * 1_000_000_000) / 1e9
     o.window_ms = _duration_ns(values, "cloudwatch-window", o.window_ms * 1_000_000) // 1_000_000
     if o.window_ms < 1000:
         raise UsageError("--cloudwatch-window: at least 1s")
     o.dry_run = "dry-run" in switches
     o.checkpoint = values.get("checkpoint", "")
-    o.relay_args = [f"-{k}={v}" for k, v in values.items() if k in RELAY_VALUES]
-    o.relay_args += [f"-{k}" for k in switches if k in RELAY_SWITCHES]
+    o.relay_values = {k: v for k, v in values.items() if k in RELAY_VALUES}
+    o.expand_env = "config.expand-env" in switches
     return o
 
 

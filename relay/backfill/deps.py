@@ -1,4 +1,8 @@
-"""What backfill takes from the rest of the relay, one import line each."""
+"""What backfill takes from the rest of the relay, one import line each.
+
+Not relay.cli: it imports this package to run `loki-relay backfill`. The config is built
+by relay.flags, as `loki-relay` builds it.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,13 @@ from ..aws.events import CLOUDWATCH, S3Ref
 from ..aws.s3 import ObjectReader, S3Clients, S3ReadError, S3Settings
 from ..aws.settings import DEFAULT_RULES, LambdaSettings
 from ..aws.settings import KIND as LAMBDA_KIND
-from ..cli import build_config, parse_flags
 from ..config import ClientConfig, Config, JobConfig, LimitsConfig, ServerConfig
+from ..flags import Flags, build_config, load_yaml
 from ..keys import ConfigError, parse_duration, parse_size
 from ..kinds import JOB_KINDS as KINDS
 from ..model import CHUNK_SIZE, Chunk, Labels, new_stream
 from ..pipeline import Processor
-from ..sink.client import SHUTDOWN, LokiClient
+from ..sink.client import RATE_LIMITED, SHUTDOWN, LokiClient
 
 __all__ = [
     "CHUNK_SIZE",
@@ -22,11 +26,13 @@ __all__ = [
     "DEFAULT_RULES",
     "KINDS",
     "LAMBDA_KIND",
+    "RATE_LIMITED",
     "SHUTDOWN",
     "Chunk",
     "ClientConfig",
     "Config",
     "ConfigError",
+    "Flags",
     "JobConfig",
     "Labels",
     "LambdaSettings",
@@ -40,9 +46,9 @@ __all__ = [
     "S3Settings",
     "ServerConfig",
     "build_config",
+    "load_yaml",
     "new_stream",
     "parse_duration",
-    "parse_flags",
     "parse_size",
     "relay_logs",
     "s3logs",

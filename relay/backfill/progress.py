@@ -26,6 +26,8 @@ class Counts:
     dropped: int = 0  # dropped by the job's rules (relabel drop, limits)
     undated: int = 0  # selected objects whose key has no date
     resumed: int = 0  # units already done by an earlier run
+    scanned_only: int = 0  # units read to count old entries, with nothing to send (done then)
+    batches: int = 0  # pushes acknowledged
     failed: dict[str, str] = field(default_factory=dict)  # unit -> why
     by_type: dict[str, int] = field(default_factory=dict)  # S3 log type -> objects
 
