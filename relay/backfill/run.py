@@ -113,7 +113,7 @@ class Backfill:
         log.debug("done: %s (%d lines, %d bytes)", unit.name, lines, size)
 
     async def complete(self, unit: Unit, batches: list[Batch], lines: int, size: int) -> None:
-        why = await outcome(batches)
+        why = await outcome(unit.id, batches)
         if why:
             self._fail(unit, why)
             return
@@ -160,7 +160,7 @@ class Backfill:
                     if self.limit is not None:
                         size = sum(CHUNK_SIZE(c) for cs in out.chunks.values() for c in cs)
                         await self.limit.take(size if self.limit_bytes else n)
-                    batch = await self.batcher.add(out.chunks)
+                    batch = await self.batcher.add(unit.id, out.chunks)
                     if not batches or batches[-1] is not batch:
                         batches.append(batch)
         finally:
@@ -179,7 +179,7 @@ class Backfill:
                 reason = await client.send_batch(to, cs)
                 if reason:
                     n = sum(c.count for c in cs)
-                    raise SendFailed(f"Loki did not take a batch of {n} entries ({reason}); client {client.name}")
+                    raise SendFailed(f"Loki did not take a batch of {n} entries ({reason}); client {client.name}", reason)
         self.c.lines += entries
         self.c.batches += 1
 
