@@ -57,10 +57,11 @@ def test_old_entries_are_counted_exactly_before_the_first_push(moto: Moto, recei
                              [edge - dt.timedelta(hours=3) + h for h in hours[:3]]
                              + [edge + dt.timedelta(hours=1) + h for h in hours[:4]], "st"),
         # a CloudTrail file delivered 30 hours after its events, which are old
-        "late_trail": cloudtrail_at(edge + dt.timedelta(hours=28), [edge - dt.timedelta(hours=2) + h / 60 for h in hours],
-                                    "lt"),
+        "late_trail": cloudtrail_at(edge + dt.timedelta(hours=28),
+                                    [edge - dt.timedelta(hours=2) + h / 60 for h in hours], "lt"),
         # dated within the margin after the limit, no old entry: read to count, none found
-        "near_but_new": alb_at(edge + dt.timedelta(hours=20), [edge + dt.timedelta(hours=19) + h for h in hours[:4]], "nn"),
+        "near_but_new": alb_at(edge + dt.timedelta(hours=20),
+                               [edge + dt.timedelta(hours=19) + h for h in hours[:4]], "nn"),
         "recent": alb_at(NOW - dt.timedelta(days=1), [NOW - dt.timedelta(days=1) + h for h in hours], "re"),
     }
     undated = bs.unknown("fresh", 3)  # LastModified now: its entries are new
@@ -98,7 +99,8 @@ def _times(name: str, objects: dict[str, tuple[str, bytes, list[str]]]) -> list[
     out = []
     for line in objects[name][2]:
         if line.startswith("{"):
-            out.append(dt.datetime.strptime(orjson.loads(line)["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC))
+            t = dt.datetime.strptime(orjson.loads(line)["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
+            out.append(t.replace(tzinfo=dt.UTC))
         else:
             out.append(dt.datetime.strptime(line.split(" ")[1][:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC))
     return out
@@ -198,3 +200,15 @@ def test_the_count_is_said_for_every_policy(moto: Moto, receiver: Receiver, tmp_
         assert r.returncode == 0 and sorted(receiver.lines()) == sorted(old[2])
     else:
         assert r.returncode == 1 and receiver.lines() == []  # the stand-in, like Loki, refuses them
+
+
+def test_the_backfill_does_not_import_relay_cli() -> None:
+    # relay.cli imports the backfill to run the subcommand: the other way round would be a cycle
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = "import sys, relay.backfill.run; print(sorted(m for m in sys.modules if m == 'relay.cli'))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "[]"

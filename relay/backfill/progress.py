@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import time
@@ -46,7 +47,8 @@ def clock(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, counts: Counts, out: TextIO = sys.stderr, tty: bool | None = None, interval: float = 10.0) -> None:
+    def __init__(self, counts: Counts, out: TextIO = sys.stderr, tty: bool | None = None,
+                 interval: float = 10.0) -> None:
         self.c = counts
         self.out = out
         self.tty = out.isatty() if tty is None else tty
@@ -92,10 +94,8 @@ class Progress:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         self.show()
         if self.tty:
             self.out.write("\n")

@@ -138,8 +138,8 @@ class Backfill:
                 if parts is None:
                     break
                 nxt = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))  # read ahead while processing
-                for labels, entries in parts:
-                    entries, old = self.old.apply(streams.entries(labels, entries), time.time_ns(), restamp)
+                for labels, read in parts:
+                    entries, old = self.old.apply(streams.entries(labels, read), time.time_ns(), restamp)
                     if old:
                         self.c.old += old
                         if self.old.policy == SKIP:
@@ -179,7 +179,8 @@ class Backfill:
                 reason = await client.send_batch(to, cs)
                 if reason:
                     n = sum(c.count for c in cs)
-                    raise SendFailed(f"Loki did not take a batch of {n} entries ({reason}); client {client.name}", reason)
+                    raise SendFailed(f"Loki did not take a batch of {n} entries ({reason}); client {client.name}",
+                                     reason)
         self.c.lines += entries
         self.c.batches += 1
 

@@ -37,7 +37,8 @@ _NAME_MINUTE = re.compile(r"_(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})Z[_.]")
 # Flat dated names at one level: the group they sort within, then the date.
 _FLAT = (
     re.compile(r"(?P<group>[A-Z0-9]+\.)(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})-(?P<h>\d{2})\.[^/]+"),  # CloudFront
-    re.compile(r"(?P<group>)(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})-(?P<h>\d{2})-\d{2}-\d{2}-[0-9A-Za-z]{16}"),  # S3 access
+    # S3 access
+    re.compile(r"(?P<group>)(?P<y>\d{4})-(?P<m>\d{2})-(?P<d>\d{2})-(?P<h>\d{2})-\d{2}-\d{2}-[0-9A-Za-z]{16}"),
 )
 _DELIVERY_WINDOW = _HOUR  # a file named for time T holds entries from at most this long before T
 
