@@ -9,6 +9,7 @@ backfill's CPU is user+sys of that process. Runs: a dry run (list, fetch, parse)
 real run (also processed and sent).
 
 usage: python bench/bench_backfill.py [--objects 100] [--lines 2000] [--concurrency 4]
+       python bench/bench_backfill.py --objects 300 --lines 50    (small objects: pushes shared)
 """
 
 from __future__ import annotations
