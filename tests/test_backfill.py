@@ -290,3 +290,24 @@ def test_cli_values() -> None:
                 ["s3://b", "--since", "1h", "--until", "2h"]):
         with pytest.raises(UsageError):
             parse_args(bad)
+
+
+def test_the_jobs_pipeline_stages_apply(moto: Moto, receiver: Receiver, tmp_path: Path) -> None:
+    import yaml
+
+    bucket = _bucket(moto, "with-stages")
+    lines = ["level=info msg=start", "level=debug msg=healthcheck", "level=error msg=boom"]
+    moto.put(bucket, [("misc/app.log", ("\n".join(lines) + "\n").encode(), lines)])
+    cfg = tmp_path / "stages.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "clients": [{"url": receiver.url}],
+        "scrape_configs": [{"job_name": "staged", "aws_lambda": {"labels": {"job": "aws"}}, "pipeline_stages": [
+            {"logfmt": {"mapping": {"level": None, "msg": None}}},
+            {"labels": {"level": None}},
+            {"drop": {"source": "msg", "value": "healthcheck", "drop_counter_reason": "health"}},
+            {"output": {"source": "msg"}},
+        ]}]}))
+    r = run_backfill(moto, tmp_path, f"s3://{bucket}/", f"-config.file={cfg}", "--job", "staged")
+    assert r.returncode == 0, r.stderr
+    got = sorted((e["labels"]["level"], e["line"]) for e in receiver.entries())
+    assert got == [("error", "boom"), ("info", "start")]
