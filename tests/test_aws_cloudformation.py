@@ -124,6 +124,8 @@ def test_lambda_template_direct_mode_with_sqs_and_eventbridge(aws: Any) -> None:
         "S3KeyName": "fn/lambda.zip", "LogGroupNames": "/aws/lambda/a,/aws/lambda/b",
         "EventSourceS3Bucket": "logs-bucket", "EventSourceS3PrefixKey": "AWSLogs/",
         "SqsEnabled": "true", "SqsQueueNamePrefix": "lr",
+        "LokiStageConfigs": '[{"json": {"expressions": {"level": "lvl"}}}, {"labels": {"level": ""}}]',
+        "PipelineTimeout": "250ms",
     }
     made = create(aws, "lr-direct", for_moto("lambda.yaml"), params)
     for logical in ("LambdaPromtailRole", "LambdaPromtailFunction", "FailedEventsQueue", "MainQueue",
@@ -145,7 +147,12 @@ def test_lambda_template_direct_mode_with_sqs_and_eventbridge(aws: Any) -> None:
     assert env["WRITE_ADDRESS"] == "https://loki.example.test/loki/api/v1/push"
     assert (env["USERNAME"], env["PASSWORD"], env["TENANT_ID"]) == ("u", "p", "team-a")
     assert (env["KEEP_STREAM"], env["EXTRA_LABELS"], env["PRINT_LOG_LINE"]) == ("true", "env,prod", "true")
+    assert (env["LOKI_STAGE_CONFIGS"], env["PIPELINE_TIMEOUT"]) == (params["LokiStageConfigs"], "250ms")
     assert not any(k.startswith("RELAY_") for k in env)
+    # Every variable the template sets in direct mode is one the handler reads.
+    handler = (ROOT / "relay" / "aws" / "lambda_handler.py").read_text()
+    for key in env:
+        assert f'env.get("{key}"' in handler or f'_bool(env, "{key}"' in handler, f"the handler never reads {key}"
 
     sqs = aws("sqs")
     main = sqs.get_queue_url(QueueName="lr-main-queue")["QueueUrl"]

@@ -115,23 +115,29 @@ def test_zip_holds_no_web_server_and_no_boto3_and_fits(unpacked: dict[str, Path]
     assert unpacked["zip"].stat().st_size <= 10 * 1000 * 1000
 
 
-def test_unpacked_zip_handles_cloudwatch_s3_and_sqs_with_only_boto3(
-        unpacked: dict[str, Path], loki: Receiver, s3_url: str, tmp_path: Path) -> None:
-    loki.reset()
+def run_unpacked(unpacked: dict[str, Path], evs: list[Any], tmp_path: Path, **settings: str) -> dict[str, Any]:
+    """The handler on each event, in a fresh `python -S` whose path is the zip and boto3 only."""
     evfile = tmp_path / "events.json"
-    evfile.write_text(json.dumps(events()))
+    evfile.write_text(json.dumps(evs))
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     env.update(PYTHONPATH=os.pathsep.join([str(unpacked["task"]), str(unpacked["runtime"])]),
-               PYTHONNOUSERSITE="1", WRITE_ADDRESS=loki.url, PRINT_LOG_LINE="false", EXTRA_LABELS="via,zip",
-               AWS_ENDPOINT_URL_S3=s3_url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION="us-east-1")
+               PYTHONNOUSERSITE="1", PRINT_LOG_LINE="false", AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", **settings)
     proc = subprocess.run([sys.executable, "-S", str(RUNNER), str(evfile)], env=env, cwd=unpacked["task"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+    out: dict[str, Any] = json.loads(proc.stdout)
     assert out["outside"] == [], "modules came from outside the zip, boto3 and the standard library"
     assert out["error"] is None, out["error"]
     assert set(out["loaded"]) & WEB == set()
+    return out
+
+
+def test_unpacked_zip_handles_cloudwatch_s3_and_sqs_with_only_boto3(
+        unpacked: dict[str, Path], loki: Receiver, s3_url: str, tmp_path: Path) -> None:
+    loki.reset()
+    out = run_unpacked(unpacked, events(), tmp_path, WRITE_ADDRESS=loki.url, EXTRA_LABELS="via,zip",
+                       AWS_ENDPOINT_URL_S3=s3_url)
     assert out["results"][0] is None and out["results"][1] is None
     assert out["results"][2] == {"batchItemFailures": []}
 
@@ -141,3 +147,31 @@ def test_unpacked_zip_handles_cloudwatch_s3_and_sqs_with_only_boto3(
     cw = [e for e in loki.entries() if e["line"].startswith("cw ")]
     assert [e["ts"] for e in cw] == [1709287200000 * 10**6, 1709287200001 * 10**6]
     assert cw[0]["labels"]["log_group"] == "/zip/group"
+
+
+def test_unpacked_zip_runs_loki_stage_configs(unpacked: dict[str, Path], loki: Receiver, tmp_path: Path) -> None:
+    """LOKI_STAGE_CONFIGS (json, labels, two drops) built and run from the zip alone."""
+    loki.reset()
+    stages = [
+        {"json": {"expressions": {"level": "lvl", "path": "req.path"}}},
+        {"labels": {"level": ""}},
+        {"drop": {"source": "level", "value": "debug"}},
+        {"drop": {"source": "path", "expression": "^/health"}},
+    ]
+    lines = [
+        {"lvl": "info", "req": {"path": "/api/orders"}, "msg": "order placed"},
+        {"lvl": "debug", "req": {"path": "/api/orders"}, "msg": "cache miss"},
+        {"lvl": "info", "req": {"path": "/healthz"}, "msg": "ok"},
+        {"lvl": "error", "req": {"path": "/api/pay"}, "msg": "card declined"},
+    ]
+    cw = {"messageType": "DATA_MESSAGE", "owner": "210987654321", "logGroup": "/zip/stages", "logStream": "s1",
+          "subscriptionFilters": ["f"], "logEvents": [
+              {"id": str(i), "timestamp": 1709287300000 + i, "message": json.dumps(line)}
+              for i, line in enumerate(lines)]}
+    event = {"awslogs": {"data": base64.b64encode(gzip.compress(json.dumps(cw).encode())).decode()}}
+    out = run_unpacked(unpacked, [event], tmp_path, WRITE_ADDRESS=loki.url,
+                       LOKI_STAGE_CONFIGS=json.dumps(stages), PIPELINE_TIMEOUT="2s")
+    assert out["results"] == [None]
+    got = sorted((json.loads(e["line"])["msg"], e["labels"].get("level"), e["labels"]["log_group"])
+                 for e in loki.entries())
+    assert got == [("card declined", "error", "/zip/stages"), ("order placed", "info", "/zip/stages")]

@@ -120,7 +120,7 @@ def test_direct_environment_is_lambda_promtails_and_the_handler_reads_each_varia
     assert set(env) == {
         "WRITE_ADDRESS", "USERNAME", "PASSWORD", "BEARER_TOKEN", "TENANT_ID", "KEEP_STREAM", "BATCH_SIZE",
         "EXTRA_LABELS", "OMIT_EXTRA_LABELS_PREFIX", "DROP_LABELS", "RELABEL_CONFIGS", "SKIP_TLS_VERIFY",
-        "PRINT_LOG_LINE",
+        "PRINT_LOG_LINE", "LOKI_STAGE_CONFIGS", "PIPELINE_TIMEOUT",
     }
     handler = (ROOT / "relay" / "aws" / "lambda_handler.py").read_text()
     for key in env:

@@ -25,6 +25,7 @@ locals {
   ssm_parameter_arns = compact([var.username_parameter_arn, var.password_parameter_arn, var.bearer_token_parameter_arn])
   secret_arns        = compact([var.username_secret_arn, var.password_secret_arn, var.bearer_token_secret_arn])
 
+  # LOKI_STAGE_CONFIGS: a string is taken as JSON already; a list written in HCL is encoded here.
   direct_environment = {
     WRITE_ADDRESS            = var.write_address
     USERNAME                 = try(coalesce(var.username_secret_arn, var.username_parameter_arn, var.username), "")
@@ -37,6 +38,8 @@ locals {
     OMIT_EXTRA_LABELS_PREFIX = var.omit_extra_labels_prefix ? "true" : "false"
     DROP_LABELS              = var.drop_labels
     RELABEL_CONFIGS          = var.relabel_configs
+    LOKI_STAGE_CONFIGS       = can(tostring(var.loki_stage_configs)) ? tostring(var.loki_stage_configs) : jsonencode(var.loki_stage_configs)
+    PIPELINE_TIMEOUT         = var.pipeline_timeout
     SKIP_TLS_VERIFY          = var.skip_tls_verify
     PRINT_LOG_LINE           = var.print_log_line
   }

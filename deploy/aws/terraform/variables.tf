@@ -203,6 +203,22 @@ variable "relabel_configs" {
   default     = ""
 }
 
+variable "loki_stage_configs" {
+  type        = any
+  description = "Promtail pipeline stages run on every entry after relabeling (LOKI_STAGE_CONFIGS): a list such as [{ json = { expressions = { level = \"level\" } } }, { labels = { level = \"\" } }], or that list already JSON-encoded as a string. lambda-promtail reads the variable but its module does not set it."
+  default     = ""
+}
+
+variable "pipeline_timeout" {
+  type        = string
+  description = "Go duration (e.g. 1s, 500ms): the longest a pipeline stage may hold an entry (PIPELINE_TIMEOUT); empty for the default (1s)."
+  default     = ""
+  validation {
+    condition     = var.pipeline_timeout == "" || can(regex("^([0-9]+(\\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$", var.pipeline_timeout))
+    error_message = "pipeline_timeout must be a Go duration such as 1s or 500ms."
+  }
+}
+
 variable "batch_size" {
   type        = string
   description = "Bytes of entries per push; empty for the default (131072)."
