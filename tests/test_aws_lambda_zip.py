@@ -121,7 +121,8 @@ def run_unpacked(unpacked: dict[str, Path], evs: list[Any], tmp_path: Path, **se
     evfile.write_text(json.dumps(evs))
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
     env.update(PYTHONPATH=os.pathsep.join([str(unpacked["task"]), str(unpacked["runtime"])]),
-               PYTHONNOUSERSITE="1", PRINT_LOG_LINE="false", AWS_ACCESS_KEY_ID="testing",
+               PYTHONNOUSERSITE="1", PYTHONDONTWRITEBYTECODE="1",  # /var/task is read-only
+               PRINT_LOG_LINE="false", AWS_ACCESS_KEY_ID="testing",
                AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1", **settings)
     proc = subprocess.run([sys.executable, "-S", str(RUNNER), str(evfile)], env=env, cwd=unpacked["task"],
                           capture_output=True, text=True, timeout=120)
@@ -130,6 +131,7 @@ def run_unpacked(unpacked: dict[str, Path], evs: list[Any], tmp_path: Path, **se
     assert out["outside"] == [], "modules came from outside the zip, boto3 and the standard library"
     assert out["error"] is None, out["error"]
     assert set(out["loaded"]) & WEB == set()
+    assert out["from_source"] == [], "modules of the zip without bytecode in it: compiled at every cold start"
     return out
 
 

@@ -3,6 +3,7 @@ unpacked zip, then a folder holding only boto3 and what boto3 needs): calls the 
 event of the JSON file argv[1], prints one JSON document with the results and every module that
 was loaded from outside the standard library, the zip and that folder."""
 
+import importlib.util
 import json
 import os
 import sys
@@ -28,5 +29,22 @@ for name, mod in sorted(sys.modules.items()):
     if f and not any(os.path.realpath(f).startswith(a + os.sep) for a in allowed):
         outside.append(f"{name} {f}")
 out["outside"] = outside
+
+# Modules of the zip imported without valid bytecode from it (compiled from source at import: in
+# Lambda, /var/task is read-only, so that cost comes back at every cold start).
+task = os.path.realpath(os.environ["PYTHONPATH"].split(os.pathsep)[0])
+from_source = []
+for name, mod in sorted(sys.modules.items()):
+    f, cached = getattr(mod, "__file__", None), getattr(mod, "__cached__", None)
+    if not f or not f.endswith(".py") or not os.path.realpath(f).startswith(task + os.sep):
+        continue
+    try:
+        with open(cached, "rb") as fh:
+            header = fh.read(8)
+    except (OSError, TypeError):
+        header = b""
+    if header[:4] != importlib.util.MAGIC_NUMBER:
+        from_source.append(name)
+out["from_source"] = from_source
 out["loaded"] = sorted({n.split(".")[0] for n in sys.modules})
 print(json.dumps(out))
