@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from relay.config import ServerConfig
 
 CFN = ROOT / "deploy" / "aws" / "cloudformation"
 REGION = "us-east-1"
@@ -253,8 +254,18 @@ def test_relay_ecs_template(aws: Any) -> None:
         # moto's CloudFormation drops TargetGroupAttributes: read the template.
         attrs = template("relay-ecs.yaml")["Resources"][logical]["Properties"]["TargetGroupAttributes"]
         assert attrs == [{"Key": "deregistration_delay.timeout_seconds", "Value": {"Ref": "DrainSeconds"}}]
-    drain = template("relay-ecs.yaml")["Parameters"]["DrainSeconds"]
-    assert drain["Default"] == 5 + 30  # the relay's shutdown_delay + graceful_shutdown_timeout defaults
+    params = template("relay-ecs.yaml")["Parameters"]
+    # The relay's own defaults (relay/config.py): the drain the ALB waits out, then the stop timeout.
+    server = ServerConfig()
+    assert params["ShutdownDelay"]["Default"] == f"{server.shutdown_delay:g}s"
+    assert params["GracefulShutdownTimeout"]["Default"] == f"{server.graceful_shutdown_timeout:g}s"
+    assert params["DrainSeconds"]["Default"] == server.shutdown_delay + server.graceful_shutdown_timeout
+    assert params["StopTimeoutSeconds"]["Default"] == params["DrainSeconds"]["Default"] + 10
+    relay_def = template("relay-ecs.yaml")["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"][1]
+    assert relay_def["StopTimeout"] == {"Ref": "StopTimeoutSeconds"}
+    task_env = {e["Name"]: e["Value"] for e in relay_def["Environment"]}
+    assert task_env["RELAY_SHUTDOWN_DELAY"] == {"Ref": "ShutdownDelay"}
+    assert task_env["RELAY_GRACEFUL_SHUTDOWN_TIMEOUT"] == {"Ref": "GracefulShutdownTimeout"}
     rules = elb.describe_rules(ListenerArn=listener[0]["ListenerArn"])["Rules"]
     paths = sorted((c.get("Values") or c["PathPatternConfig"]["Values"])[0] for r in rules for c in r.get("Conditions", []) if c.get("Field") == "path-pattern")
     assert paths == ["/awsfirehose/*", "/awslambda/*"]

@@ -15,6 +15,7 @@ import hcl2
 import pytest
 
 from conftest import ROOT
+from relay.config import ServerConfig
 
 TF = ROOT / "deploy" / "aws" / "terraform"
 MODULES = [TF, TF / "relay-ecs"]
@@ -175,6 +176,18 @@ def test_relay_ecs_timings_follow_the_drain() -> None:
     text = code(TF / "relay-ecs")
     assert "deregistration_delay = local.drain_seconds" in text
     assert re.search(r"drain_seconds\s*=\s*var\.shutdown_delay_seconds \+ var\.graceful_shutdown_timeout_seconds", text)
+    assert re.search(r"stop_timeout\s*=\s*min\(local\.drain_seconds \+ 10, 120\)", text)
+    assert "stopTimeout = local.stop_timeout" in text
+    # The defaults are the relay's own (relay/config.py), in the module and in the config's fallbacks.
+    server = ServerConfig()
+    declared = declared_variables(TF / "relay-ecs")
+    assert declared["shutdown_delay_seconds"]["default"] == server.shutdown_delay
+    assert declared["graceful_shutdown_timeout_seconds"]["default"] == server.graceful_shutdown_timeout
+    config = RELAY_ECS_CONFIG.read_text()
+    assert f"${{RELAY_SHUTDOWN_DELAY:-{server.shutdown_delay:g}s}}" in config
+    assert f"${{RELAY_GRACEFUL_SHUTDOWN_TIMEOUT:-{server.graceful_shutdown_timeout:g}s}}" in config
+    assert 'name = "RELAY_SHUTDOWN_DELAY", value = "${var.shutdown_delay_seconds}s"' in text
+    assert 'name = "RELAY_GRACEFUL_SHUTDOWN_TIMEOUT", value = "${var.graceful_shutdown_timeout_seconds}s"' in text
     assert re.search(r'path\s*=\s*"/ready"', text)
     assert re.search(r'protocol\s*=\s*"HTTPS"', text) and "certificate_arn   = var.certificate_arn" in text
     assert '"ECSServiceAverageCPUUtilization"' in text

@@ -3,8 +3,9 @@
 # Stopping a task: ECS first deregisters it from the target groups and waits the deregistration
 # delay, so the ALB sends it no new request while requests under way finish; then SIGTERM: the
 # relay answers 503 on /ready for shutdown_delay, then finishes requests and flushes its batches
-# and WAL within graceful_shutdown_timeout. The delay covers the relay's whole drain, and the
-# container's stop timeout covers the drain plus a margin before SIGKILL.
+# within graceful_shutdown_timeout (one deadline for both). The deregistration delay is the relay's
+# whole drain (5 s + 20 s by default), and the container's stop timeout is that drain plus 10 s to
+# exit before SIGKILL (35 s).
 
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
@@ -308,6 +309,7 @@ resource "aws_ecs_task_definition" "relay" {
         { name = "LOKI_TENANT_ID", value = var.loki_tenant_id },
         { name = "LOKI_USERNAME", value = var.loki_username },
         { name = "RELAY_WAL_MAX_SIZE", value = var.wal_max_size },
+        { name = "RELAY_SHUTDOWN_DELAY", value = "${var.shutdown_delay_seconds}s" },
         { name = "RELAY_GRACEFUL_SHUTDOWN_TIMEOUT", value = "${var.graceful_shutdown_timeout_seconds}s" },
       ]
       secrets = local.secrets

@@ -143,8 +143,8 @@ variable "shutdown_delay_seconds" {
 
 variable "graceful_shutdown_timeout_seconds" {
   type        = number
-  description = "The relay's server.graceful_shutdown_timeout: seconds to finish requests and flush after the delay."
-  default     = 30
+  description = "The relay's server.graceful_shutdown_timeout: seconds to finish requests and flush after the delay (relay default 20)."
+  default     = 20
 }
 
 variable "log_retention_days" {
