@@ -1,9 +1,9 @@
 """A drop-in replacement for the lambda-promtail function: parse in-process, push straight to Loki.
 
-Handler: `relay.aws.lambda_handler.handler`. Package the `relay` package with its
-dependencies (see the README: `pip install --target build . && cd build && zip -r ../fn.zip .`,
-runtime python3.11+, or a container image), then swap the function's code and handler;
-the environment variables stay as they are. Event kinds, S3 layouts and labels are the
+Handler: `relay.aws.lambda_handler.handler`. Package it with `python deploy/aws/lambda/build.py`
+(zips for x86_64 and arm64 in dist/, runtime python3.12; or the image of
+deploy/aws/lambda/Dockerfile), then swap the function's code and handler; the environment
+variables stay as they are. Event kinds, S3 layouts and labels are the
 relay's (`relay.aws.events`, `relay.aws.s3logs`); the label pipeline is the
 `aws_lambda` job's: source labels, EXTRA_LABELS, DROP_LABELS, then RELABEL_CONFIGS, then every
 `__*` label removed. Without RELABEL_CONFIGS the `aws_lambda` default rules apply
