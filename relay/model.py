@@ -96,7 +96,13 @@ _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{
 def _unescape(value: str) -> str:
     def one(m: re.Match[str]) -> str:
         s = m.group(1)
-        if s[0] in "xuU":
+        if s[0] in "uU":
+            cp = int(s[1:], 16)
+            # Go refuses code points beyond Unicode and surrogate halves; so does Loki.
+            if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
+                raise LabelError(f"invalid escape \\{s}: not a Unicode code point")
+            return chr(cp)
+        if s[0] == "x":
             return chr(int(s[1:], 16))
         if s[0] in "01234567":
             return chr(int(s, 8))
