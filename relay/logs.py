@@ -51,6 +51,10 @@ def setup(level: str, fmt: str) -> None:
     # httpx logs every request it makes at info: one line per batch sent upstream.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # At debug, the AWS SDK and urllib3 log request headers and credential lookups (an S3
+    # session token, a proxy's user:password): never below info, whatever -log.level says.
+    for name in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True

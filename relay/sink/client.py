@@ -86,6 +86,16 @@ def ssl_context(cfg: ClientConfig) -> ssl.SSLContext | bool:
     return ctx
 
 
+def secrets_of(cfg: ClientConfig) -> list[str]:
+    """The credentials of a client, to be cut out of any error text that is logged."""
+    out = [cfg.bearer_token, *(cfg.basic_auth[1:] if cfg.basic_auth else ()), *cfg.headers.values()]
+    for url in (cfg.url, cfg.proxy_url):
+        userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+        if at and ":" in userinfo:
+            out.append(userinfo.partition(":")[2])
+    return [s for s in out if len(s) >= 3]
+
+
 def client_name(cfg: ClientConfig) -> str:
     """The client's name in metrics and logs: never the URL's user:password@."""
     return cfg.name or urlsplit(cfg.url).netloc.rpartition("@")[2]
@@ -96,6 +106,7 @@ class LokiClient:
         self.cfg = cfg
         self.name = client_name(cfg)
         self.labels = LabelEncoder(cfg.external_labels)
+        self._secrets = secrets_of(cfg)
         self._transport = transport or self._http_transport()
         self._queues: dict[str, Pending] = {}
         self._wake: dict[str, asyncio.Event] = {}
@@ -140,7 +151,7 @@ class LokiClient:
             try:
                 r = await http.post(cfg.url, content=body, headers=extra, extensions=extensions)
             except httpx.HTTPError as e:
-                return SendResult(0, error=f"{type(e).__name__}: {e}")
+                return SendResult(0, error=self._scrub(f"{type(e).__name__}: {e}"))
             text = "" if r.status_code < 300 else r.text[:512]
             result = SendResult(r.status_code, parse_retry_after(r.headers.get("Retry-After")), text)
             # The read response and its stream refer to each other, and through the request to the
@@ -149,6 +160,11 @@ class LokiClient:
             return result
 
         return send
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "<secret>")
+        return text
 
     # -- the queue side -----------------------------------------------------------------
 
@@ -239,6 +255,8 @@ class LokiClient:
             res = await self._transport(tenant, body)
             _collect_after(len(body))
             if 200 <= res.status < 300:
+                log.debug("sent batch: client=%s tenant=%r entries=%d bytes=%d status=%d",
+                          self.name, tenant, entries, len(body), res.status)
                 self._m_sent_entries.inc(entries)
                 self._m_sent_bytes.inc(size)
                 self._m_batches.inc()
