@@ -58,3 +58,17 @@ def setup(level: str, fmt: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _PerServer) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_PerServer())
+
+
+class _PerServer(logging.Filter):
+    """uvicorn logs its life cycle once per listener (one per job, plus the server port); the
+    relay logs start, listeners and stop itself, once each."""
+
+    QUIET = frozenset({"Started server process [%d]", "Finished server process [%d]", "Shutting down",
+                       "Waiting for connections to close. (CTRL+C to force quit)"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.QUIET
