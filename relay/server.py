@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from . import metrics
 from .config import Config, JobConfig, ServerConfig
+from .connections import ConnLimits, metered, protocol_class
 from .drain import Readiness, ReadyGate
 from .ingest import Ingest
 from .kinds import JOB_KINDS
@@ -82,12 +83,15 @@ class Relay:
         return FastAPI(routes=routes, docs_url=None, redoc_url=None, openapi_url=None)
 
     def _uvicorn(self, app: FastAPI, listen: ServerConfig) -> _Server:
+        limits = ConnLimits(read_header_timeout=listen.read_header_timeout, read_timeout=listen.read_timeout,
+                            max_header_bytes=listen.max_header_bytes, conn_limit=listen.conn_limit)
         config = uvicorn.Config(
-            ReadyGate(guard(app, listen.auth), self.readiness),
+            metered(ReadyGate(guard(app, listen.auth), self.readiness)),
             log_config=None,
             access_log=False,
             lifespan="off",
-            http="httptools",
+            http=protocol_class(limits),
+            timeout_keep_alive=listen.idle_timeout or 1 << 30,  # type: ignore[arg-type]  (a float works)
             server_header=False,
             timeout_graceful_shutdown=self.cfg.server.graceful_shutdown_timeout,  # type: ignore[arg-type]  # any seconds work
             ssl_certfile=listen.tls_cert_file or None,

@@ -41,16 +41,31 @@ MAX_WAITERS = 512  # requests waiting for room at once; more are refused at once
 
 
 class Ticket:
-    """Room reserved for one request before it is read; released once the request is done."""
+    """One request's admission: the room its body takes as it arrives, released once the request
+    is done (or its connection closes).
 
-    __slots__ = ("fanout", "size", "tenant")
+    The room is the bytes actually received (`add`), not the declared Content-Length: a sender
+    that declares 100 MiB and sends nothing holds nothing.
+    """
 
-    def __init__(self, fanout: Fanout, tenant: str, size: int) -> None:
+    __slots__ = ("fanout", "tenant", "size", "done")
+
+    def __init__(self, fanout: Fanout, tenant: str, size: int = 0) -> None:
         self.fanout = fanout
         self.tenant = tenant
         self.size = size
+        self.done = False
+        if size:
+            fanout._reserve(tenant, size)
+
+    def add(self, n: int) -> None:
+        """`n` more body bytes arrived (ignored once released)."""
+        if n and not self.done:
+            self.size += n
+            self.fanout._reserve(self.tenant, n)
 
     def release(self) -> None:
+        self.done = True
         if self.size:
             self.fanout.unreserve({self.tenant: self.size})
             self.size = 0
@@ -116,12 +131,11 @@ class Fanout:
         return ""
 
     async def room(self, tenant: str, size: int, wait: float) -> Ticket | str:
-        """Wait up to `wait` seconds until `size` bytes for `tenant` fit, and reserve them.
+        """Wait up to `wait` seconds until `size` bytes for `tenant` fit.
 
-        Returns a Ticket holding the reservation, or the limit still hit. Reserving at once
-        (before the request is even read) keeps waiters that wake together from all decoding
-        their requests only to be refused. Few waiters at a time: each holds a connection
-        (and the kernel's buffers), not decoded data.
+        Returns a Ticket, which reserves the body's bytes as they arrive (so an idle sender
+        declaring a large body holds no room), or the limit still hit. Few waiters at a time:
+        each holds a connection (and the kernel's buffers), not decoded data.
         """
         why = self._fits(tenant, size)
         if why and wait > 0 and self._waiting < MAX_WAITERS:
@@ -133,8 +147,7 @@ class Fanout:
         if why:
             self._refused(why)
             return why
-        self._reserve(tenant, size)
-        return Ticket(self, tenant, size)
+        return Ticket(self, tenant)
 
     def _refused(self, why: str) -> None:
         if why == "max_buffered_bytes":
