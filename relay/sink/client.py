@@ -2,7 +2,11 @@
 
 Each tenant has its own queue and sender task, so a tenant that Loki rate-limits
 or rejects never holds up another tenant, another client, or the push handlers
-(which only append to queues).
+(which only append to queues). The tenants of a client share its connection pool:
+at most MAX_SENDS requests are in flight at once (a sender waiting for its turn is
+not yet timed), so thousands of tenants queue for connections instead of timing
+out in the pool. A tenant's sender and queue end after IDLE seconds without
+entries, so tenants seen once cost nothing later.
 
 When a batch is finished with (accepted by Loki, or dropped for good) the client
 reports its size to `on_done(tenant, bytes)`: the fan-out uses that to free the
@@ -39,6 +43,9 @@ log = logging.getLogger("relay.client")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 USER_AGENT = f"loki-relay/{__version__}"
+
+MAX_SENDS = 32  # requests in flight per client, all tenants together (the pool's size)
+IDLE = 300.0  # seconds a tenant's sender waits for entries before it ends
 
 # Promtail's drop reasons for batches Loki would not take.
 RATE_LIMITED = "rate_limited"
@@ -112,6 +119,8 @@ class LokiClient:
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._sends = asyncio.Semaphore(MAX_SENDS)
+        self.idle = IDLE
         self.on_done: Callable[[str, int], None] | None = None  # (tenant key, bytes) when a batch is settled
         self.durable = False  # a WAL keeps what this client has not settled: do not count it lost at shutdown
         self._deadline = float("inf")  # monotonic time after which a closing client gives up retrying
@@ -139,7 +148,7 @@ class LokiClient:
             auth=auth,
             headers=headers,
             proxy=cfg.proxy_url or None,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            limits=httpx.Limits(max_connections=MAX_SENDS, max_keepalive_connections=MAX_SENDS),
         )
         self._http = http
 
@@ -160,6 +169,11 @@ class LokiClient:
             return result
 
         return send
+
+    @property
+    def tenants(self) -> int:
+        """Tenants with a live sender."""
+        return len(self._tasks)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -200,7 +214,12 @@ class LokiClient:
                 if self._closing:
                     return
                 wake.clear()
-                await wake.wait()
+                try:
+                    await asyncio.wait_for(wake.wait(), self.idle)
+                except TimeoutError:
+                    if not q.chunks and not self._closing:  # idle: forget the tenant until it comes back
+                        del self._queues[key], self._wake[key], self._tasks[key]
+                        return
                 continue
             # Wait for the batch to fill or to age, unless closing.
             while not self._closing and q.bytes < cfg.batchsize:
@@ -252,7 +271,8 @@ class LokiClient:
         body = compress(encode_push(batch, self.labels))
         attempt = 0
         while True:
-            res = await self._transport(tenant, body)
+            async with self._sends:
+                res = await self._transport(tenant, body)
             _collect_after(len(body))
             if 200 <= res.status < 300:
                 log.debug("sent batch: client=%s tenant=%r entries=%d bytes=%d status=%d",

@@ -108,6 +108,11 @@ class Fanout:
             c.on_done = self._settler(i)
             c.durable = wal is not None
 
+    @property
+    def tenants(self) -> int:
+        """Tenants with bytes held."""
+        return len(self._tenants)
+
     def tenant_held(self, tenant: str) -> int:
         t = self._tenants.get(tenant)
         return (t.accepted - t.floor if t else 0) + self._reserved.get(tenant, 0)
@@ -251,6 +256,8 @@ class Fanout:
                 _, segment = recs.popleft()
                 if self.wal is not None:
                     self.wal.confirm(segment)
+            if floor == t.accepted and not recs:
+                del self._tenants[tenant]  # all settled: a tenant seen once costs nothing later
 
         return settled
 
