@@ -11,7 +11,7 @@ from prometheus_client import Counter
 from . import metrics
 from .config import JobConfig
 from .connections import body_room
-from .model import CHUNK_SIZE, Stream
+from .model import Stream, held_size
 from .pipeline import Outcome, Processor
 from .sink.fanout import Fanout, Ticket
 from .sink.wal import WalFull
@@ -117,7 +117,7 @@ class Ingest:
         """Hand the outcome's chunks to the sinks (and the WAL); counts the outcome's drops."""
         sink = self.sink
         if out.chunks:
-            sizes = {t: sum(map(CHUNK_SIZE, chunks)) for t, chunks in out.chunks.items()}
+            sizes = {t: held_size(chunks) for t, chunks in out.chunks.items()}
             full = sink.admit(sizes, ticket)
             if full and (ticket is not None or wait):
                 # Admitted before reading but bigger than estimated (or held back by a stage): the

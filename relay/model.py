@@ -51,6 +51,16 @@ class Chunk(NamedTuple):
 CHUNK_COUNT = itemgetter(2)
 CHUNK_SIZE = itemgetter(3)
 
+# What a queued chunk costs beyond its data: the tuple, the bytes object's header, its ints and
+# a queue slot (measured ~120-150 bytes on CPython 3.11), with room for allocator slack. Memory
+# limits count it, so many tiny streams cannot hold many times the limit.
+CHUNK_OVERHEAD = 200
+
+
+def held_size(chunks: list[Chunk]) -> int:
+    """The memory `chunks` take while queued, as the buffer limits count it."""
+    return sum(map(CHUNK_SIZE, chunks)) + CHUNK_OVERHEAD * len(chunks)
+
 
 class LabelError(ValueError):
     pass

@@ -23,6 +23,7 @@ from .connections import ConnLimits, metered, protocol_class
 from .drain import Readiness, ReadyGate
 from .ingest import Ingest
 from .kinds import JOB_KINDS
+from .model import held_size
 from .pipeline import Processor
 from .sink.client import LokiClient, Transport
 from .sink.fanout import Fanout
@@ -115,7 +116,7 @@ class Relay:
         limit = self.cfg.limits.max_buffered_bytes
         async for seg, records in self.wal.replay():
             for tenant, chunks in records:
-                size = sum(c.size for c in chunks)
+                size = held_size(chunks)
                 while self.sink.held and self.sink.held + size > limit and not self._stopping.is_set():
                     await asyncio.sleep(0.05)
                 if self._stopping.is_set():

@@ -31,7 +31,7 @@ import httpx
 
 from .. import __version__, metrics
 from ..config import ClientConfig
-from ..model import CHUNK_COUNT, CHUNK_SIZE, Chunk
+from ..model import CHUNK_COUNT, CHUNK_OVERHEAD, CHUNK_SIZE, Chunk
 from ..proto import PushRequest
 from . import retry
 from .batch import LabelEncoder, Pending, compress, encode_push
@@ -249,7 +249,7 @@ class LokiClient:
                 self._m_buf_bytes.dec(size)
             # Not reached when the task is cancelled: an unsettled batch stays unconfirmed in the WAL.
             if (settled or not self.durable) and self.on_done is not None:
-                self.on_done(key, size)
+                self.on_done(key, size + CHUNK_OVERHEAD * len(batch))  # in the fan-out's unit (held_size)
 
     async def _send(self, tenant: str, batch: list[Chunk]) -> bool:
         """Push one batch with retries. True when settled: sent, or dropped for good (counted).

@@ -21,13 +21,13 @@ from typing import Protocol
 from prometheus_client import Gauge
 
 from .. import metrics
-from ..model import CHUNK_SIZE, Chunk
+from ..model import CHUNK_OVERHEAD, CHUNK_SIZE, Chunk
 from .client import LokiClient
 
 held_bytes = Gauge(
     "loki_relay_held_bytes",
-    "Encoded entry bytes held for delivery (not yet settled by every client); bounded by "
-    "limits_config.max_buffered_bytes.",
+    "Bytes held for delivery (not yet settled by every client): encoded entries plus a fixed cost per "
+    "queued chunk; bounded by limits_config.max_buffered_bytes.",
     registry=metrics.REGISTRY,
 )
 held_limit = Gauge(
@@ -231,13 +231,14 @@ class Fanout:
             t = self._tenants.get(tenant)
             if t is None:
                 t = self._tenants[tenant] = _Tenant(len(self.clients))
-            size = sum(map(CHUNK_SIZE, chunks))
+            encoded = sum(map(CHUNK_SIZE, chunks))
+            size = encoded + CHUNK_OVERHEAD * len(chunks)  # as held_size, the unit of everything here
             t.accepted += size
             self.held += size
             if segments is not None:
                 t.records.append((t.accepted, segments[tenant]))
             for client in self.clients:
-                client.add(tenant, chunks, size)
+                client.add(tenant, chunks, encoded)
         held_bytes.set(self.held)
 
     def _settler(self, i: int) -> Callable[[str, int], None]:
