@@ -15,7 +15,8 @@ from loki_receiver import Receiver, encode_push
 
 from relay.config import ClientConfig
 from relay.model import Chunk
-from relay.sink import Fanout, LokiClient
+from relay.sink.client import LokiClient
+from relay.sink.fanout import Fanout
 from relay.sink.client import SendResult
 from relay.tenant import tenant_error
 
