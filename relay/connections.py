@@ -166,10 +166,11 @@ def metered(app: Any) -> Any:
 
     async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            return await app(scope, receive, send)
+            await app(scope, receive, send)
+            return
 
         async def counted() -> dict[str, Any]:
-            message = await receive()
+            message: dict[str, Any] = await receive()
             room = body_room.get()
             if room is not None:
                 if message["type"] == "http.request":

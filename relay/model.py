@@ -59,7 +59,8 @@ CHUNK_OVERHEAD = 200
 
 def held_size(chunks: list[Chunk]) -> int:
     """The memory `chunks` take while queued, as the buffer limits count it."""
-    return sum(map(CHUNK_SIZE, chunks)) + CHUNK_OVERHEAD * len(chunks)
+    encoded: int = sum(map(CHUNK_SIZE, chunks))
+    return encoded + CHUNK_OVERHEAD * len(chunks)
 
 
 class LabelError(ValueError):

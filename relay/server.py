@@ -92,7 +92,7 @@ class Relay:
             access_log=False,
             lifespan="off",
             http=protocol_class(limits),
-            timeout_keep_alive=listen.idle_timeout or 1 << 30,  # type: ignore[arg-type]  (a float works)
+            timeout_keep_alive=listen.idle_timeout or 1 << 30,  # type: ignore[arg-type]  # any seconds work
             server_header=False,
             timeout_graceful_shutdown=self.cfg.server.graceful_shutdown_timeout,  # type: ignore[arg-type]  # any seconds work
             ssl_certfile=listen.tls_cert_file or None,

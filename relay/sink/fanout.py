@@ -48,7 +48,7 @@ class Ticket:
     that declares 100 MiB and sends nothing holds nothing.
     """
 
-    __slots__ = ("fanout", "tenant", "size", "done")
+    __slots__ = ("done", "fanout", "size", "tenant")
 
     def __init__(self, fanout: Fanout, tenant: str, size: int = 0) -> None:
         self.fanout = fanout
