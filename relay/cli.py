@@ -74,22 +74,28 @@ def _mask_url(url: str) -> str:
     """http://user:password@host/... -> http://user:<secret>@host/..."""
     scheme, sep, rest = url.partition("://")
     userinfo, at, host = rest.partition("@")
-    if not at or "/" in userinfo:
+    if not sep or not at or "/" in userinfo or not scheme.isalnum():
         return url
     user = userinfo.partition(":")[0]
     return f"{scheme}{sep}{user}:{SECRET}@{host}"
 
 
 def _mask_nested(v: Any) -> None:
+    """Secret-named keys, and the password of any URL (proxy_url, endpoint_url ...), anywhere."""
     if isinstance(v, dict):
         for k, x in v.items():
             if k in _SECRET_KEYS and x:
                 v[k] = SECRET
+            elif isinstance(x, str):
+                v[k] = _mask_url(x)
             else:
                 _mask_nested(x)
     elif isinstance(v, list):
-        for x in v:
-            _mask_nested(x)
+        for i, x in enumerate(v):
+            if isinstance(x, str):
+                v[i] = _mask_url(x)
+            else:
+                _mask_nested(x)
 
 
 class _Held(logging.Handler):

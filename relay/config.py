@@ -86,6 +86,12 @@ class ServerConfig:
     tls_key_file: str = ""
     tls_client_ca_file: str = ""
     auth: ListenerAuth | None = None  # credentials a push listener requires (None = open)
+    # Connection limits (relay.connections): slow or idle senders cannot hold a listener.
+    read_header_timeout: float = 10.0  # the request head must arrive within this
+    read_timeout: float = 30.0  # the body, within this after the head
+    idle_timeout: float = 120.0  # a kept-alive connection with no request is closed after this
+    max_header_bytes: int = 1 << 20
+    conn_limit: int = 4096  # open connections per listener; 0 = no limit
 
 
 @dataclass(slots=True)
@@ -136,7 +142,7 @@ class Config:
 _INERT_TOP = frozenset({"positions", "target_config", "tracing", "options", "global"})
 _INERT_SERVER = frozenset({
     "grpc_listen_port", "grpc_listen_address", "grpc_listen_network", "grpc_listen_conn_limit", "http_listen_network",
-    "http_listen_conn_limit", "http_server_read_timeout", "http_server_write_timeout", "http_server_idle_timeout",
+    "http_server_write_timeout",
     "grpc_server_max_recv_msg_size", "grpc_server_max_send_msg_size", "grpc_server_max_concurrent_streams",
     "grpc_server_max_connection_idle", "grpc_server_max_connection_age", "grpc_server_max_connection_age_grace",
     "grpc_server_keepalive_time", "grpc_server_keepalive_timeout", "grpc_tls_config", "tls_cipher_suites",
@@ -183,6 +189,14 @@ def parse_server(value: Any, path: str, default_port: int) -> ServerConfig:
     s.shutdown_delay = parse_duration(k.get("shutdown_delay", "5s"), k.at("shutdown_delay"))
     s.unready_on_backpressure = boolean(k.get("unready_on_backpressure", False), k.at("unready_on_backpressure"))
     s.register_instrumentation = boolean(k.get("register_instrumentation", True), k.at("register_instrumentation"))
+    for key, attr in (("http_server_read_header_timeout", "read_header_timeout"),
+                      ("http_server_read_timeout", "read_timeout"), ("http_server_idle_timeout", "idle_timeout")):
+        setattr(s, attr, parse_duration(k.get(key, getattr(s, attr)), k.at(key)))
+        if getattr(s, attr) < 0:
+            raise ConfigError(f"{k.at(key)}: must not be negative")
+    s.max_header_bytes = parse_size(k.get("http_server_max_header_bytes", s.max_header_bytes),
+                                    k.at("http_server_max_header_bytes"))
+    s.conn_limit = integer(k.get("http_listen_conn_limit", s.conn_limit), k.at("http_listen_conn_limit"))
     if k.has("http_tls_config"):
         t = Keys(k.get("http_tls_config"), k.at("http_tls_config"), frozenset({"client_auth_type"}))
         s.tls_cert_file = string(t.get("cert_file"), t.at("cert_file"))

@@ -10,7 +10,8 @@ from prometheus_client import Counter
 
 from . import metrics
 from .config import JobConfig
-from .model import CHUNK_SIZE, Stream
+from .connections import body_room
+from .model import Stream, held_size
 from .pipeline import Outcome, Processor
 from .sink.fanout import Fanout, Ticket
 from .sink.wal import WalFull
@@ -60,11 +61,13 @@ class Ingest:
 
     async def check(self, tenant: str, size: int = 0) -> Ticket:
         """Before reading a request: wait (limits_config.backpressure_wait) for room for about
-        `size` bytes and reserve it, or raise Backpressure. Pass the ticket to `push`, and
-        release it when the request ends (push does, too)."""
+        `size` bytes, or raise Backpressure. The ticket then reserves the body's bytes as they
+        are read (relay.connections.metered). Pass it to `push`, and release it when the
+        request ends (push does, too)."""
         got = await self.sink.room(tenant, size, self.wait)
         if isinstance(got, str):
             raise self._refuse(got, 0)
+        body_room.set(got)
         return got
 
     async def push(self, streams: Sequence[Stream], tenant: str, receive_ns: int,
@@ -114,7 +117,7 @@ class Ingest:
         """Hand the outcome's chunks to the sinks (and the WAL); counts the outcome's drops."""
         sink = self.sink
         if out.chunks:
-            sizes = {t: sum(map(CHUNK_SIZE, chunks)) for t, chunks in out.chunks.items()}
+            sizes = {t: held_size(chunks) for t, chunks in out.chunks.items()}
             full = sink.admit(sizes, ticket)
             if full and (ticket is not None or wait):
                 # Admitted before reading but bigger than estimated (or held back by a stage): the

@@ -51,6 +51,24 @@ def setup(level: str, fmt: str) -> None:
     # httpx logs every request it makes at info: one line per batch sent upstream.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    # At debug, the AWS SDK and urllib3 log request headers and credential lookups (an S3
+    # session token, a proxy's user:password): never below info, whatever -log.level says.
+    for name in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _PerServer) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_PerServer())
+
+
+class _PerServer(logging.Filter):
+    """uvicorn logs its life cycle once per listener (one per job, plus the server port); the
+    relay logs start, listeners and stop itself, once each."""
+
+    QUIET = frozenset({"Started server process [%d]", "Finished server process [%d]", "Shutting down",
+                       "Waiting for connections to close. (CTRL+C to force quit)"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg not in self.QUIET

@@ -51,6 +51,17 @@ class Chunk(NamedTuple):
 CHUNK_COUNT = itemgetter(2)
 CHUNK_SIZE = itemgetter(3)
 
+# What a queued chunk costs beyond its data: the tuple, the bytes object's header, its ints and
+# a queue slot (measured ~120-150 bytes on CPython 3.11), with room for allocator slack. Memory
+# limits count it, so many tiny streams cannot hold many times the limit.
+CHUNK_OVERHEAD = 200
+
+
+def held_size(chunks: list[Chunk]) -> int:
+    """The memory `chunks` take while queued, as the buffer limits count it."""
+    encoded: int = sum(map(CHUNK_SIZE, chunks))
+    return encoded + CHUNK_OVERHEAD * len(chunks)
+
 
 class LabelError(ValueError):
     pass
@@ -96,7 +107,13 @@ _ESCAPE = re.compile(r"\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{
 def _unescape(value: str) -> str:
     def one(m: re.Match[str]) -> str:
         s = m.group(1)
-        if s[0] in "xuU":
+        if s[0] in "uU":
+            cp = int(s[1:], 16)
+            # Go refuses code points beyond Unicode and surrogate halves; so does Loki.
+            if cp > 0x10FFFF or 0xD800 <= cp <= 0xDFFF:
+                raise LabelError(f"invalid escape \\{s}: not a Unicode code point")
+            return chr(cp)
+        if s[0] == "x":
             return chr(int(s[1:], 16))
         if s[0] in "01234567":
             return chr(int(s, 8))

@@ -19,9 +19,11 @@ from starlette.routing import BaseRoute, Route
 
 from . import metrics
 from .config import Config, JobConfig, ServerConfig
+from .connections import ConnLimits, metered, protocol_class
 from .drain import Readiness, ReadyGate
 from .ingest import Ingest
 from .kinds import JOB_KINDS
+from .model import held_size
 from .pipeline import Processor
 from .sink.client import LokiClient, Transport
 from .sink.fanout import Fanout
@@ -82,12 +84,15 @@ class Relay:
         return FastAPI(routes=routes, docs_url=None, redoc_url=None, openapi_url=None)
 
     def _uvicorn(self, app: FastAPI, listen: ServerConfig) -> _Server:
+        limits = ConnLimits(read_header_timeout=listen.read_header_timeout, read_timeout=listen.read_timeout,
+                            max_header_bytes=listen.max_header_bytes, conn_limit=listen.conn_limit)
         config = uvicorn.Config(
-            ReadyGate(guard(app, listen.auth), self.readiness),
+            metered(ReadyGate(guard(app, listen.auth), self.readiness)),
             log_config=None,
             access_log=False,
             lifespan="off",
-            http="httptools",
+            http=protocol_class(limits),
+            timeout_keep_alive=listen.idle_timeout or 1 << 30,  # type: ignore[arg-type]  # any seconds work
             server_header=False,
             timeout_graceful_shutdown=self.cfg.server.graceful_shutdown_timeout,  # type: ignore[arg-type]  # any seconds work
             ssl_certfile=listen.tls_cert_file or None,
@@ -111,7 +116,7 @@ class Relay:
         limit = self.cfg.limits.max_buffered_bytes
         async for seg, records in self.wal.replay():
             for tenant, chunks in records:
-                size = sum(c.size for c in chunks)
+                size = held_size(chunks)
                 while self.sink.held and self.sink.held + size > limit and not self._stopping.is_set():
                     await asyncio.sleep(0.05)
                 if self._stopping.is_set():

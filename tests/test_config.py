@@ -143,14 +143,14 @@ def test_inert_promtail_keys_accepted_with_one_warning_each(receiver: Any, start
     cfg = push_config(receiver.url, port)
     cfg["positions"] = {"filename": "/tmp/positions.yaml"}
     cfg["target_config"] = {"sync_period": "10s"}
-    cfg["server"] = {"grpc_listen_port": 0, "http_server_read_timeout": "30s"}
+    cfg["server"] = {"grpc_listen_port": 0, "http_server_write_timeout": "30s"}
     cfg["clients"][0]["enable_http2"] = True
     job = cfg["scrape_configs"][0]
     job["static_configs"] = [{"targets": ["localhost"]}]
     job["loki_push_api"]["server"]["grpc_listen_port"] = 0
     cfg["limits_config"] = {"readline_rate_enabled": False}
     rel = start_relay(cfg)
-    keys = ["positions", "target_config", "server.grpc_listen_port", "server.http_server_read_timeout",
+    keys = ["positions", "target_config", "server.grpc_listen_port", "server.http_server_write_timeout",
             "clients[0].enable_http2", "scrape_configs[0].static_configs",
             "scrape_configs[0].loki_push_api.server.grpc_listen_port", "limits_config.readline_rate_enabled"]
     lines = rel.log().splitlines()

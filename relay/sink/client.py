@@ -2,7 +2,11 @@
 
 Each tenant has its own queue and sender task, so a tenant that Loki rate-limits
 or rejects never holds up another tenant, another client, or the push handlers
-(which only append to queues).
+(which only append to queues). The tenants of a client share its connection pool:
+at most MAX_SENDS requests are in flight at once (a sender waiting for its turn is
+not yet timed), so thousands of tenants queue for connections instead of timing
+out in the pool. A tenant's sender and queue end after IDLE seconds without
+entries, so tenants seen once cost nothing later.
 
 When a batch is finished with (accepted by Loki, or dropped for good) the client
 reports its size to `on_done(tenant, bytes)`: the fan-out uses that to free the
@@ -27,7 +31,7 @@ import httpx
 
 from .. import __version__, metrics
 from ..config import ClientConfig
-from ..model import CHUNK_COUNT, CHUNK_SIZE, Chunk
+from ..model import CHUNK_COUNT, CHUNK_OVERHEAD, CHUNK_SIZE, Chunk
 from ..proto import PushRequest
 from . import retry
 from .batch import LabelEncoder, Pending, compress, encode_push
@@ -39,6 +43,9 @@ log = logging.getLogger("relay.client")
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
 USER_AGENT = f"loki-relay/{__version__}"
+
+MAX_SENDS = 32  # requests in flight per client, all tenants together (the pool's size)
+IDLE = 300.0  # seconds a tenant's sender waits for entries before it ends
 
 # Promtail's drop reasons for batches Loki would not take.
 RATE_LIMITED = "rate_limited"
@@ -86,6 +93,16 @@ def ssl_context(cfg: ClientConfig) -> ssl.SSLContext | bool:
     return ctx
 
 
+def secrets_of(cfg: ClientConfig) -> list[str]:
+    """The credentials of a client, to be cut out of any error text that is logged."""
+    out = [cfg.bearer_token, *(cfg.basic_auth[1:] if cfg.basic_auth else ()), *cfg.headers.values()]
+    for url in (cfg.url, cfg.proxy_url):
+        userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+        if at and ":" in userinfo:
+            out.append(userinfo.partition(":")[2])
+    return [s for s in out if len(s) >= 3]
+
+
 def client_name(cfg: ClientConfig) -> str:
     """The client's name in metrics and logs: never the URL's user:password@."""
     return cfg.name or urlsplit(cfg.url).netloc.rpartition("@")[2]
@@ -96,11 +113,14 @@ class LokiClient:
         self.cfg = cfg
         self.name = client_name(cfg)
         self.labels = LabelEncoder(cfg.external_labels)
+        self._secrets = secrets_of(cfg)
         self._transport = transport or self._http_transport()
         self._queues: dict[str, Pending] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._closing = False
+        self._sends = asyncio.Semaphore(MAX_SENDS)
+        self.idle = IDLE
         self.on_done: Callable[[str, int], None] | None = None  # (tenant key, bytes) when a batch is settled
         self.durable = False  # a WAL keeps what this client has not settled: do not count it lost at shutdown
         self._deadline = float("inf")  # monotonic time after which a closing client gives up retrying
@@ -128,7 +148,7 @@ class LokiClient:
             auth=auth,
             headers=headers,
             proxy=cfg.proxy_url or None,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            limits=httpx.Limits(max_connections=MAX_SENDS, max_keepalive_connections=MAX_SENDS),
         )
         self._http = http
 
@@ -140,7 +160,7 @@ class LokiClient:
             try:
                 r = await http.post(cfg.url, content=body, headers=extra, extensions=extensions)
             except httpx.HTTPError as e:
-                return SendResult(0, error=f"{type(e).__name__}: {e}")
+                return SendResult(0, error=self._scrub(f"{type(e).__name__}: {e}"))
             text = "" if r.status_code < 300 else r.text[:512]
             result = SendResult(r.status_code, parse_retry_after(r.headers.get("Retry-After")), text)
             # The read response and its stream refer to each other, and through the request to the
@@ -149,6 +169,16 @@ class LokiClient:
             return result
 
         return send
+
+    @property
+    def tenants(self) -> int:
+        """Tenants with a live sender."""
+        return len(self._tasks)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "<secret>")
+        return text
 
     # -- the queue side -----------------------------------------------------------------
 
@@ -184,7 +214,12 @@ class LokiClient:
                 if self._closing:
                     return
                 wake.clear()
-                await wake.wait()
+                try:
+                    await asyncio.wait_for(wake.wait(), self.idle)
+                except TimeoutError:
+                    if not q.chunks and not self._closing:  # idle: forget the tenant until it comes back
+                        del self._queues[key], self._wake[key], self._tasks[key]
+                        return
                 continue
             # Wait for the batch to fill or to age, unless closing.
             while not self._closing and q.bytes < cfg.batchsize:
@@ -214,7 +249,7 @@ class LokiClient:
                 self._m_buf_bytes.dec(size)
             # Not reached when the task is cancelled: an unsettled batch stays unconfirmed in the WAL.
             if (settled or not self.durable) and self.on_done is not None:
-                self.on_done(key, size)
+                self.on_done(key, size + CHUNK_OVERHEAD * len(batch))  # in the fan-out's unit (held_size)
 
     async def _send(self, tenant: str, batch: list[Chunk]) -> bool:
         """Push one batch with retries. True when settled: sent, or dropped for good (counted).
@@ -236,9 +271,12 @@ class LokiClient:
         body = compress(encode_push(batch, self.labels))
         attempt = 0
         while True:
-            res = await self._transport(tenant, body)
+            async with self._sends:
+                res = await self._transport(tenant, body)
             _collect_after(len(body))
             if 200 <= res.status < 300:
+                log.debug("sent batch: client=%s tenant=%r entries=%d bytes=%d status=%d",
+                          self.name, tenant, entries, len(body), res.status)
                 self._m_sent_entries.inc(entries)
                 self._m_sent_bytes.inc(size)
                 self._m_batches.inc()

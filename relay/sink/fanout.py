@@ -21,13 +21,13 @@ from typing import Protocol
 from prometheus_client import Gauge
 
 from .. import metrics
-from ..model import CHUNK_SIZE, Chunk
+from ..model import CHUNK_OVERHEAD, CHUNK_SIZE, Chunk
 from .client import LokiClient
 
 held_bytes = Gauge(
     "loki_relay_held_bytes",
-    "Encoded entry bytes held for delivery (not yet settled by every client); bounded by "
-    "limits_config.max_buffered_bytes.",
+    "Bytes held for delivery (not yet settled by every client): encoded entries plus a fixed cost per "
+    "queued chunk; bounded by limits_config.max_buffered_bytes.",
     registry=metrics.REGISTRY,
 )
 held_limit = Gauge(
@@ -41,16 +41,31 @@ MAX_WAITERS = 512  # requests waiting for room at once; more are refused at once
 
 
 class Ticket:
-    """Room reserved for one request before it is read; released once the request is done."""
+    """One request's admission: the room its body takes as it arrives, released once the request
+    is done (or its connection closes).
 
-    __slots__ = ("fanout", "size", "tenant")
+    The room is the bytes actually received (`add`), not the declared Content-Length: a sender
+    that declares 100 MiB and sends nothing holds nothing.
+    """
 
-    def __init__(self, fanout: Fanout, tenant: str, size: int) -> None:
+    __slots__ = ("done", "fanout", "size", "tenant")
+
+    def __init__(self, fanout: Fanout, tenant: str, size: int = 0) -> None:
         self.fanout = fanout
         self.tenant = tenant
         self.size = size
+        self.done = False
+        if size:
+            fanout._reserve(tenant, size)
+
+    def add(self, n: int) -> None:
+        """`n` more body bytes arrived (ignored once released)."""
+        if n and not self.done:
+            self.size += n
+            self.fanout._reserve(self.tenant, n)
 
     def release(self) -> None:
+        self.done = True
         if self.size:
             self.fanout.unreserve({self.tenant: self.size})
             self.size = 0
@@ -93,6 +108,11 @@ class Fanout:
             c.on_done = self._settler(i)
             c.durable = wal is not None
 
+    @property
+    def tenants(self) -> int:
+        """Tenants with bytes held."""
+        return len(self._tenants)
+
     def tenant_held(self, tenant: str) -> int:
         t = self._tenants.get(tenant)
         return (t.accepted - t.floor if t else 0) + self._reserved.get(tenant, 0)
@@ -116,12 +136,11 @@ class Fanout:
         return ""
 
     async def room(self, tenant: str, size: int, wait: float) -> Ticket | str:
-        """Wait up to `wait` seconds until `size` bytes for `tenant` fit, and reserve them.
+        """Wait up to `wait` seconds until `size` bytes for `tenant` fit.
 
-        Returns a Ticket holding the reservation, or the limit still hit. Reserving at once
-        (before the request is even read) keeps waiters that wake together from all decoding
-        their requests only to be refused. Few waiters at a time: each holds a connection
-        (and the kernel's buffers), not decoded data.
+        Returns a Ticket, which reserves the body's bytes as they arrive (so an idle sender
+        declaring a large body holds no room), or the limit still hit. Few waiters at a time:
+        each holds a connection (and the kernel's buffers), not decoded data.
         """
         why = self._fits(tenant, size)
         if why and wait > 0 and self._waiting < MAX_WAITERS:
@@ -133,8 +152,7 @@ class Fanout:
         if why:
             self._refused(why)
             return why
-        self._reserve(tenant, size)
-        return Ticket(self, tenant, size)
+        return Ticket(self, tenant)
 
     def _refused(self, why: str) -> None:
         if why == "max_buffered_bytes":
@@ -213,13 +231,14 @@ class Fanout:
             t = self._tenants.get(tenant)
             if t is None:
                 t = self._tenants[tenant] = _Tenant(len(self.clients))
-            size = sum(map(CHUNK_SIZE, chunks))
+            encoded = sum(map(CHUNK_SIZE, chunks))
+            size = encoded + CHUNK_OVERHEAD * len(chunks)  # as held_size, the unit of everything here
             t.accepted += size
             self.held += size
             if segments is not None:
                 t.records.append((t.accepted, segments[tenant]))
             for client in self.clients:
-                client.add(tenant, chunks, size)
+                client.add(tenant, chunks, encoded)
         held_bytes.set(self.held)
 
     def _settler(self, i: int) -> Callable[[str, int], None]:
@@ -238,6 +257,8 @@ class Fanout:
                 _, segment = recs.popleft()
                 if self.wal is not None:
                     self.wal.confirm(segment)
+            if floor == t.accepted and not recs:
+                del self._tenants[tenant]  # all settled: a tenant seen once costs nothing later
 
         return settled
 

@@ -156,6 +156,7 @@ class WriteAheadLog:
         self._waiters: list[asyncio.Future[None]] = []
         self._files: dict[int, Any] = {}  # only touched by the writer (one batch at a time)
         self._dirty: set[int] = set()
+        self._broken: set[int] = set()  # segments a write or fsync failed on: never written again
         self._dir_dirty = False  # a segment file was created since the directory was last fsynced
         self._kick: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -291,13 +292,15 @@ class WriteAheadLog:
             if not ops and not (sync and self._dirty):
                 continue
             start = time.perf_counter()
-            try:
-                await asyncio.to_thread(self._do, ops, sync)
-            except OSError as e:
-                log.error("wal: write failed: %s", e)
+            error = await asyncio.to_thread(self._do, ops, sync)
+            if error is not None:
+                log.error("wal: write failed, the requests of this write are refused: %s", error)
+                if self.active in self._broken:
+                    # Nothing more goes after a failed write: later records start a new segment.
+                    self._rotate()
                 for w in waiters:
                     if not w.done():
-                        w.set_exception(e)
+                        w.set_exception(error)
                 continue
             m_flush.observe(time.perf_counter() - start)
             for w in waiters:
@@ -305,52 +308,104 @@ class WriteAheadLog:
                     w.set_result(None)
         await asyncio.to_thread(self._close_files)
 
-    def _do(self, ops: list[tuple[str, int, bytes]], sync: bool) -> None:
-        """In the worker thread: writes (coalesced per segment), deletions, then fsync."""
+    def _do(self, ops: list[tuple[str, int, bytes]], sync: bool) -> OSError | None:
+        """In the worker thread: writes (coalesced per segment), deletions, then fsync.
+
+        Returns the first error. After a failed or short write the segment is cut back to its
+        last whole record and never written again (`_broken`), so no acknowledged record ever
+        sits behind torn bytes; the rest of the batch's writes are skipped (their requests are
+        refused), but its deletions are still done.
+        """
+        error: OSError | None = None
         i = 0
         while i < len(ops):
             kind, seg, data = ops[i]
             i += 1
             if kind == "d":
-                f = self._files.pop(seg, None)
-                if f is not None:
-                    f.close()
-                self._dirty.discard(seg)
                 try:
-                    os.unlink(self.path(seg))
-                except FileNotFoundError:
-                    pass
+                    self._delete(seg)
+                except OSError as e:
+                    log.error("wal: cannot delete segment %s: %s", segment_name(seg), e)
                 continue
             parts = [data]
             while i < len(ops) and ops[i][0] == "w" and ops[i][1] == seg:
                 parts.append(ops[i][2])
                 i += 1
-            f = self._files.get(seg)
-            if f is None:
-                f = self._files[seg] = open(self.path(seg), "ab", buffering=0)  # noqa: SIM115
-                self._dir_dirty = True
-                # Only the segment being written stays open.
-                for other in [s for s in self._files if s < seg]:
-                    if other in self._dirty:
-                        os.fsync(self._files[other].fileno())
-                        self._dirty.discard(other)
-                    self._files.pop(other).close()
-            buf = b"".join(parts)
-            n = f.write(buf)
-            while n < len(buf):  # a raw write may be partial
-                n += f.write(memoryview(buf)[n:])
-            self._dirty.add(seg)
+            if error is not None:
+                continue
+            if seg in self._broken:
+                error = OSError(f"segment {segment_name(seg)} is closed after a failed write")
+                continue
+            try:
+                self._write(seg, b"".join(parts))
+            except OSError as e:
+                error = e
         if sync:
             for seg in list(self._dirty):
-                os.fsync(self._files[seg].fileno())
+                try:
+                    os.fsync(self._files[seg].fileno())
+                except OSError as e:
+                    error = error or e
+                    self._give_up(seg)  # what reached the disk is unknown: write no more there
             self._dirty.clear()
             if self._dir_dirty:
                 self._dir_dirty = False
-                fd = os.open(self.dir, os.O_RDONLY)
                 try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                    fd = os.open(self.dir, os.O_RDONLY)
+                    try:
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                except OSError as e:
+                    error = error or e
+        return error
+
+    def _write(self, seg: int, buf: bytes) -> None:
+        f = self._files.get(seg)
+        if f is None:
+            f = self._files[seg] = open(self.path(seg), "ab", buffering=0)  # noqa: SIM115
+            self._dir_dirty = True
+            # Only the segment being written stays open.
+            for other in [s for s in self._files if s < seg]:
+                if other in self._dirty:
+                    os.fsync(self._files[other].fileno())
+                    self._dirty.discard(other)
+                self._files.pop(other).close()
+        good = f.tell()  # the end of the last whole record
+        try:
+            n = f.write(buf)
+            while n < len(buf):  # a raw write may be partial; the next one then raises (ENOSPC ...)
+                n += f.write(memoryview(buf)[n:])
+        except OSError:
+            try:  # cut the torn bytes off, so a replay reads every earlier record and stops cleanly
+                os.ftruncate(f.fileno(), good)
+                os.fsync(f.fileno())
+            except OSError as e:
+                log.error("wal: cannot cut segment %s back to %d bytes: %s", segment_name(seg), good, e)
+            self._give_up(seg)
+            raise
+        self._dirty.add(seg)
+
+    def _give_up(self, seg: int) -> None:
+        self._broken.add(seg)
+        self._dirty.discard(seg)
+        f = self._files.pop(seg, None)
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def _delete(self, seg: int) -> None:
+        f = self._files.pop(seg, None)
+        if f is not None:
+            f.close()
+        self._dirty.discard(seg)
+        self._broken.discard(seg)
+        try:
+            os.unlink(self.path(seg))
+        except FileNotFoundError:
+            pass
 
     def _close_files(self) -> None:
         for seg, f in self._files.items():

@@ -10,6 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ...ingest import Backpressure, Ingest
+from ...tenant import tenant_error
 from ..content import BadRequest, BodyTooLarge, first_errors
 from ..push import Decoded, PushDecoder, decode_raw
 from .listener import ClientGone, content_length, observe, read_body
@@ -36,6 +37,8 @@ def routes(ingest: Ingest) -> list[Route]:
         with observe(job.name, route) as done:
             receive_ns = time.time_ns()
             tenant = request.headers.get("x-scope-orgid", "")
+            if bad := tenant_error(tenant):
+                return done(PlainTextResponse(f"{bad}\n", 400))
             try:
                 # Wait for room (and reserve it) before reading: a refused request costs nothing.
                 ticket = await ingest.check(tenant, content_length(request))
