@@ -90,21 +90,19 @@ def s3(data: bytes) -> None:
         pass
 
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+PAYLOADS = Path(__file__).resolve().parents[1] / "tests" / "payloads"
 
 
 def seeds(target: str) -> list[bytes]:
-    """Real payloads to start from, read from ../shared/fixtures (none if it is not there)."""
-    aws, fh = FIXTURES / "aws", FIXTURES / "firehose"
-    if not FIXTURES.is_dir():
-        return []
+    """The project's own sample payloads to start from (tests/payloads)."""
     if target == "lambda":
-        return [p.read_bytes() for p in [*sorted((aws / "events").glob("*.json")), aws / "eventbridge-s3-event.json"]]
+        return [p.read_bytes() for p in sorted((PAYLOADS / "events").glob("*.json"))]
     if target == "firehose":
-        return [p.read_bytes() for p in sorted(fh.glob("*.json"))]
+        return [p.read_bytes() for p in sorted((PAYLOADS / "firehose").glob("*.json"))]
     if target == "s3":
         return [b"AWSLogs/1/elasticloadbalancing/r/2022/01/24/1_elasticloadbalancing_r_app.lb.1_2022_0.log.gz\x00"
-                + gzip.decompress((aws / "albaccesslog.log.gz").read_bytes()), (aws / "s3accesslog.log").read_bytes()]
+                + gzip.decompress((PAYLOADS / "s3" / "alb.log.gz").read_bytes()),
+                (PAYLOADS / "s3" / "s3access.log").read_bytes()]
     if target == "push_json":
         return [b'{"streams":[{"stream":{"job":"a"},"values":[["1700000000000000000","x",{"k":"v"}]]}]}']
     return []
@@ -118,7 +116,7 @@ if __name__ == "__main__":
         sys.exit(f"usage: {sys.argv[0]} {{{','.join(TARGETS)}}} [libFuzzer flags]")
     target = TARGETS[sys.argv[1]]
     args = sys.argv[2:]
-    if not any(not a.startswith("-") for a in args):  # no corpus directory given: start from the fixtures
+    if not any(not a.startswith("-") for a in args):  # no corpus directory given: start from our payloads
         corpus = Path(tempfile.mkdtemp(prefix=f"fuzz-{sys.argv[1]}-"))
         for i, seed in enumerate(seeds(sys.argv[1])):
             (corpus / f"seed{i}").write_bytes(seed)

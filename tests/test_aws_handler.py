@@ -10,9 +10,9 @@ import boto3
 import orjson
 import pytest
 from loki_receiver import Receiver
+from payloads import ACCOUNT, load
 from test_aws_lambda import (  # noqa: F401  (fixtures)
     AWS_ENV,
-    EVENTS,
     KEYS,
     OBJECTS,
     REGION,
@@ -60,20 +60,21 @@ def test_cloudwatch_event(env: pytest.MonkeyPatch, rx: Receiver) -> None:  # noq
     env.setenv("TENANT_ID", "team-a")
     env.setenv("USERNAME", "user")
     env.setenv("PASSWORD", "pw")
-    doc = orjson.loads((EVENTS / "cloudwatch-logs-event.json").read_bytes())
+    doc = load("events/cloudwatch-logs.json")
     assert lambda_handler.handler(doc, None) is None
     entries = rx.entries()  # synchronous: already there
-    assert [(e["ts"], e["line"]) for e in entries] == [(1440442987000 * 10**6, "[ERROR] First test message"),
-                                                       (1440442987001 * 10**6, "[ERROR] Second test message")]
-    assert entries[0]["labels"] == {"env": "test", "log_type": "cloudwatch", "log_group": "testLogGroup",
-                                    "log_stream": "testLogStream", "owner": "123456789123"}
+    assert [(e["ts"], e["line"]) for e in entries] == [(1741944001250 * 10**6, "GET /orders/1001 200 12ms"),
+                                                       (1741944001257 * 10**6, "GET /orders/1002 200 9ms"),
+                                                       (1741944001264 * 10**6, "POST /orders 500 230ms: db timeout")]
+    assert entries[0]["labels"] == {"env": "test", "log_type": "cloudwatch", "log_group": "/ecs/orders-api",
+                                    "log_stream": "orders-api/web/4f1c2e3d5b6a7980", "owner": ACCOUNT}
     assert entries[0]["tenant"] == "team-a"
     req = rx.requests()[-1]
     assert req["headers"]["authorization"].startswith("Basic ")
     assert req["headers"]["content-type"] == "application/x-protobuf"
 
 
-@pytest.mark.parametrize("name", ["alb", "vpc", "cloudtrail", "cloudfront", "waf", "msk", "s3_access", "guardduty"])
+@pytest.mark.parametrize("name", ["alb", "nlb", "vpc", "cloudtrail", "cloudfront", "waf", "msk", "s3_access", "guardduty"])
 def test_s3_types(env: pytest.MonkeyPatch, rx: Receiver, name: str) -> None:  # noqa: F811
     assert lambda_handler.handler(s3_event(KEYS[name]), None) is None
     entries = rx.entries()
@@ -91,13 +92,13 @@ def test_relabel_configs_drop_labels_and_prefix(env: pytest.MonkeyPatch, rx: Rec
         {"source_labels": ["__aws_s3_lb_owner"], "target_label": "account"},
     ]).decode())
     lambda_handler.handler(s3_event(KEYS["alb"]), None)
-    assert rx.entries()[0]["labels"] == {"env": "test", "lb": "my-loadbalancer"}
+    assert rx.entries()[0]["labels"] == {"env": "test", "lb": "shop-frontend"}
 
 
 def test_batch_size_splits_requests(env: pytest.MonkeyPatch, rx: Receiver, moto: dict[str, Any]) -> None:  # noqa: F811
     env.setenv("BATCH_SIZE", "20000")
     lines = "".join(f"2024-01-01T00:00:{i % 60:02d}Z line {i} {'x' * 100}\n" for i in range(5000))
-    key = KEYS["alb"].replace("my-loadbalancer", "batched-lb")
+    key = KEYS["alb"].replace("shop-frontend", "batched-lb")
     moto["s3"].put_object(Bucket="logs", Key=key, Body=lines.encode())
     lambda_handler.handler(s3_event(key), None)
     assert rx.stats()["entries"] == 5000
@@ -110,14 +111,14 @@ def test_sqs_partial_failure(env: pytest.MonkeyPatch, rx: Receiver) -> None:  # 
     answer = lambda_handler.handler(sqs_event(ok, missing, "plain line"), None)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
     assert sorted(e["line"] for e in rx.entries())[-1] == "plain line"
-    assert rx.stats()["entries"] == 3
+    assert rx.stats()["entries"] == OBJECTS["alb"][2] + 1
 
 
 def test_loki_failures_fail_the_invocation(env: pytest.MonkeyPatch, rx: Receiver) -> None:  # noqa: F811
-    doc = orjson.loads((EVENTS / "cloudwatch-logs-event.json").read_bytes())
+    doc = load("events/cloudwatch-logs.json")
     rx.fail(500, count=1)  # retried
     lambda_handler.handler(doc, Context(60_000))
-    assert rx.stats()["entries"] == 2
+    assert rx.stats()["entries"] == 3  # the event's three log events, once
     rx.fail(400, count=1)  # not retried
     with pytest.raises(LokiError, match="status=400"):
         lambda_handler.handler(doc, Context(60_000))
@@ -247,7 +248,7 @@ def test_backpressure_is_503_and_fails_sqs_messages() -> None:
             raise Backpressure("too much buffered", 3)
 
     app = Starlette(routes=aws_lambda_http.routes(FullIngest()))  # type: ignore[arg-type]
-    doc = orjson.loads((EVENTS / "cloudwatch-logs-event.json").read_bytes())
+    doc = load("events/cloudwatch-logs.json")
 
     async def run() -> tuple[httpx.Response, httpx.Response]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://relay") as client:

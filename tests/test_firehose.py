@@ -13,33 +13,35 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import FIXTURES, RelayProcess, free_port
+import payloads
+from conftest import RelayProcess, free_port
 from loki_receiver import Receiver
+from payloads import ACCOUNT
 
-FH = FIXTURES / "firehose"
 PATH = "/awsfirehose/api/v1/push"
-ARN = "arn:aws:firehose:us-east-2:123456789012:deliverystream/aws_firehose_test_stream"
+ARN = f"arn:aws:firehose:eu-west-3:{ACCOUNT}:deliverystream/relay-test-stream"
+STREAM = "relay-test-stream"
 KEY = "s3cr3t-access-key"
-CW_GROUP = "/aws/lambda/logging-lambda"
-CW_OWNER = "366620023056"
-CW_STREAM = "2023/05/18/[$LATEST]405d340d30f844c4ad376392489343f5"
-CW_TIMESTAMPS = [
-    1684424003641, 1684424003820, 1684424003822, 1684424003859, 1684424003859, 1684424005707, 1684424005708,
-    1684424005718, 1684424005718, 1684424007492, 1684424007493, 1684424007494, 1684424007494,
-]  # fmt: skip
+# What our Firehose payloads hold (tests/payloads/make.py).
+CW_GROUP = "/aws/lambda/thumbnailer"
+CW_OWNER = ACCOUNT
+CW_STREAM = "2025/03/14/[$LATEST]0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+CW_TIMESTAMPS = [1741944600000, 1741944600180, 1741944600181, 1741944600240, 1741944600242, 1741944600242]
+CW_EVENTS = len(CW_TIMESTAMPS)
+DIRECT_PUT_MS = 1741944700250
 DIRECT_PUT_LINES = [
-    '{"CHANGE":-0.23,"PRICE":4.8,"TICKER_SYMBOL":"NGC","SECTOR":"HEALTHCARE"}',
-    '{"CHANGE":6.76,"PRICE":82.56,"TICKER_SYMBOL":"SLW","SECTOR":"ENERGY"}',
-    '{"CHANGE":-5.92,"PRICE":199.08,"TICKER_SYMBOL":"HJV","SECTOR":"ENERGY"}',
+    '{"sensor":"room-4","celsius":21.5,"ok":true}',
+    '{"sensor":"room-5","celsius":29.25,"ok":false}',
+    '{"sensor":"cellar","celsius":11.0,"ok":true}',
 ]
 # fixture -> (entries, control messages, skipped records by reason)
 EXPECTED: dict[str, tuple[int, int, dict[str, int]]] = {
-    "direct_put.json": (3, 0, {}),
-    "direct_put_with_non_json_message.json": (1, 0, {}),
-    "cw_logs_mixed.json": (13, 1, {}),
-    "cw_logs_with_only_control_messages.json": (0, 1, {}),
-    "cw_logs_with_only_data_messages.json": (13, 0, {}),
-    "cw_logs_control_and_bad_records.json": (0, 1, {"base64-decode": 1}),
+    "direct-put.json": (3, 0, {}),
+    "direct-put-text.json": (1, 0, {}),
+    "cw-mixed.json": (CW_EVENTS, 1, {}),
+    "cw-control.json": (0, 1, {}),
+    "cw-data.json": (CW_EVENTS, 0, {}),
+    "cw-control-and-bad.json": (0, 1, {"base64-decode": 1}),
 }
 
 # ---- one relay for the module: several jobs, one port each ---------------------------------
@@ -145,7 +147,7 @@ def fh(env: Env) -> Env:
 
 
 def fixture_body(name: str) -> bytes:
-    return (FH / name).read_bytes()
+    return payloads.read(f"firehose/{name}")
 
 
 def b64(data: bytes) -> str:
@@ -191,7 +193,7 @@ def check_answer(r: httpx.Response, status: int, request_id: str, error: bool) -
 
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_alloy_fixture(fh: Env, name: str, gz: bool) -> None:
+def test_payload(fh: Env, name: str, gz: bool) -> None:
     entries, controls, skipped = EXPECTED[name]
     control0 = fh.metric("loki_relay_firehose_control_messages_total", job="plain")
     skipped0 = {k: fh.metric("loki_relay_firehose_records_skipped_total", job="plain", reason=k) for k in skipped}
@@ -213,14 +215,14 @@ def test_alloy_fixture(fh: Env, name: str, gz: bool) -> None:
     for e in got:
         assert all(not k.startswith("__") for k in e["labels"])
         assert rid not in e["labels"].values()
-    if name.startswith("direct_put"):
-        want = DIRECT_PUT_LINES if name == "direct_put.json" else ["hola esto es una prueba"]
+    if name.startswith("direct-put"):
+        want = DIRECT_PUT_LINES if name == "direct-put.json" else ["temperature alarm cleared in room 5"]
         assert [e["line"] for e in got] == want
-        assert all(e["labels"] == {"delivery_stream": "aws_firehose_test_stream", "job": "aws_firehose"} for e in got)
+        assert all(e["labels"] == {"delivery_stream": STREAM, "job": "aws_firehose"} for e in got)
     elif entries:
-        assert got[0]["line"].startswith("INIT_START Runtime Version: nodejs:18.v6")
-        assert got[-1]["line"].startswith("REPORT RequestId: 921a2a6d-5bd1-4797-8400-4688494b664b")
-        assert all(e["labels"] == {"delivery_stream": "aws_firehose_test_stream", "log_group": CW_GROUP,
+        assert got[0]["line"].startswith("INIT_START Runtime Version: python:3.12.v31")
+        assert got[-1]["line"].startswith("REPORT RequestId: c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f")
+        assert all(e["labels"] == {"delivery_stream": STREAM, "log_group": CW_GROUP,
                                    "owner": CW_OWNER, "job": "aws_firehose"} for e in got)
         # Receive time (use_incoming_timestamp is off): now, in order, distinct.
         ts = [e["ts"] for e in got]
@@ -269,7 +271,7 @@ def test_bad_records_are_skipped_counted_and_do_not_fail_the_batch(fh: Env) -> N
 @pytest.mark.parametrize("key", [None, "", "wrong", KEY + "x", KEY[:-1]], ids=["missing", "empty", "wrong", "longer", "shorter"])
 def test_access_key_refused(fh: Env, key: str | None) -> None:
     rid = str(uuid.uuid4())
-    r = fh.post("keyed", fixture_body("direct_put.json"), request_id=rid, key=key)
+    r = fh.post("keyed", fixture_body("direct-put.json"), request_id=rid, key=key)
     doc = check_answer(r, 401, rid, error=True)
     assert "access key" in doc["errorMessage"]
     fh.sentinel("keyed")
@@ -278,15 +280,15 @@ def test_access_key_refused(fh: Env, key: str | None) -> None:
 
 def test_access_key_accepted(fh: Env) -> None:
     rid = str(uuid.uuid4())
-    check_answer(fh.post("keyed", fixture_body("direct_put.json"), request_id=rid, key=KEY, gz=True), 200, rid, False)
+    check_answer(fh.post("keyed", fixture_body("direct-put.json"), request_id=rid, key=KEY, gz=True), 200, rid, False)
     assert [e["line"] for e in fh.rx.wait_for(3)] == DIRECT_PUT_LINES
 
 
 def test_refused_key_is_not_remembered(fh: Env) -> None:
     """A 401 ingests nothing, so the same request id with the right key is ingested."""
     rid = str(uuid.uuid4())
-    check_answer(fh.post("keyed", fixture_body("direct_put.json"), request_id=rid, key="bad"), 401, rid, True)
-    check_answer(fh.post("keyed", fixture_body("direct_put.json"), request_id=rid, key=KEY), 200, rid, False)
+    check_answer(fh.post("keyed", fixture_body("direct-put.json"), request_id=rid, key="bad"), 401, rid, True)
+    check_answer(fh.post("keyed", fixture_body("direct-put.json"), request_id=rid, key=KEY), 200, rid, False)
     assert len(fh.rx.wait_for(3)) == 3
 
 
@@ -297,12 +299,12 @@ def test_common_attributes_become_labels_and_route_the_tenant(fh: Env) -> None:
     attrs = {"lbl_team": "payments", "lbl_Cost-Center": "cc.42", "lbl_9bad": "dropped", "tenant_id": "tenant-a",
              "not_a_label": "ignored"}
     rid = str(uuid.uuid4())
-    check_answer(fh.post("plain", fixture_body("direct_put.json"), request_id=rid, attributes=attrs,
+    check_answer(fh.post("plain", fixture_body("direct-put.json"), request_id=rid, attributes=attrs,
                          headers={"X-Scope-OrgID": "overridden"}), 200, rid, False)
     got = fh.rx.wait_for(3, tenant="tenant-a")
     assert [e["line"] for e in got] == DIRECT_PUT_LINES
     assert all(e["tenant"] == "tenant-a" for e in got)
-    assert got[0]["labels"] == {"team": "payments", "cost_center": "cc.42", "delivery_stream": "aws_firehose_test_stream",
+    assert got[0]["labels"] == {"team": "payments", "cost_center": "cc.42", "delivery_stream": STREAM,
                                 "job": "aws_firehose"}
     fh.sentinel()
     assert fh.entries("overridden") == [] and fh.entries("") == []
@@ -337,16 +339,16 @@ def test_bad_common_attributes_header_is_ignored_and_counted(fh: Env) -> None:
 def test_retried_request_id_is_ingested_once(fh: Env, gz: bool) -> None:
     before = fh.metric("loki_relay_firehose_duplicate_requests_total", job="plain")
     rid = str(uuid.uuid4())
-    body = fixture_body("cw_logs_mixed.json")
+    body = fixture_body("cw-mixed.json")
     for _ in range(3):
         check_answer(fh.post("plain", body, request_id=rid, gz=gz), 200, rid, False)
     fh.sentinel()
-    assert len(fh.entries()) == 13
+    assert len(fh.entries()) == CW_EVENTS
     assert fh.metric("loki_relay_firehose_duplicate_requests_total", job="plain") - before == 2
     # A different id with the same body is a different delivery.
     check_answer(fh.post("plain", body, request_id=rid + "-2", gz=gz), 200, rid + "-2", False)
     fh.sentinel()
-    assert len(fh.entries()) == 26
+    assert len(fh.entries()) == 2 * CW_EVENTS
 
 
 def test_request_id_from_body_when_header_missing(fh: Env) -> None:
@@ -361,14 +363,14 @@ def test_concurrent_retries_ingest_once(fh: Env) -> None:
     import concurrent.futures
 
     rid = str(uuid.uuid4())
-    body = fixture_body("cw_logs_with_only_data_messages.json")
+    body = fixture_body("cw-data.json")
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(lambda _: httpx.post(
             f"http://127.0.0.1:{fh.ports['plain']}{PATH}", content=body,
             headers={"X-Amz-Firehose-Request-Id": rid}, timeout=10).status_code, range(16)))
     assert codes == [200] * 16
     fh.sentinel()
-    assert len(fh.entries()) == 13
+    assert len(fh.entries()) == CW_EVENTS
 
 
 # ---- errors ----------------------------------------------------------------------------------
@@ -428,13 +430,13 @@ def test_default_rules_without_arn_still_label_entries(fh: Env) -> None:
 
 def test_static_job_label_wins_over_the_default(fh: Env) -> None:
     check_answer(fh.post("split", direct_put(["one"]), request_id="r-split-1"), 200, "r-split-1", False)
-    assert fh.rx.wait_for(1)[0]["labels"] == {"job": "split", "delivery_stream": "aws_firehose_test_stream"}
+    assert fh.rx.wait_for(1)[0]["labels"] == {"job": "split", "delivery_stream": STREAM}
 
 
 def test_user_relabel_configs_replace_the_defaults(fh: Env) -> None:
     rid = str(uuid.uuid4())
-    check_answer(fh.post("relabeled", fixture_body("cw_logs_with_only_data_messages.json"), request_id=rid), 200, rid, False)
-    got = fh.rx.wait_for(13)
+    check_answer(fh.post("relabeled", fixture_body("cw-data.json"), request_id=rid), 200, rid, False)
+    got = fh.rx.wait_for(CW_EVENTS)
     assert all(e["labels"] == {"env": "test", "log_stream": CW_STREAM} for e in got)
 
 
@@ -450,16 +452,16 @@ def test_alloy_labels_are_available_to_relabel_rules(tmp_path: Path, receiver: R
                             "aws_firehose": {"server": {"http_listen_address": "127.0.0.1", "http_listen_port": port}}}],
     }
     start_relay(config)
-    r = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=fixture_body("cw_logs_mixed.json"),
+    r = httpx.post(f"http://127.0.0.1:{port}{PATH}", content=fixture_body("cw-mixed.json"),
                    headers={"X-Amz-Firehose-Request-Id": "rid-1", "X-Amz-Firehose-Source-Arn": ARN})
     check_answer(r, 200, "rid-1", False)
-    got = receiver.wait_for(13)
+    got = receiver.wait_for(CW_EVENTS)
     assert got[0]["labels"] == {
         "aws_firehose_source_arn": ARN,
         "aws_owner": CW_OWNER,
         "aws_cw_log_group": CW_GROUP,
         "aws_cw_log_stream": CW_STREAM,
-        "aws_cw_matched_filters": "test_lambdafunction_logfilter",
+        "aws_cw_matched_filters": "thumbs-to-firehose",
         "aws_cw_msg_type": "DATA_MESSAGE",
     }
 
@@ -469,16 +471,16 @@ def test_alloy_labels_are_available_to_relabel_rules(tmp_path: Path, receiver: R
 
 def test_use_incoming_timestamp(fh: Env) -> None:
     rid = str(uuid.uuid4())
-    check_answer(fh.post("incoming", fixture_body("cw_logs_with_only_data_messages.json"), request_id=rid, gz=True),
+    check_answer(fh.post("incoming", fixture_body("cw-data.json"), request_id=rid, gz=True),
                  200, rid, False)
-    got = fh.rx.wait_for(13)
+    got = fh.rx.wait_for(CW_EVENTS)
     assert [e["ts"] for e in got] == [ms * 1_000_000 for ms in CW_TIMESTAMPS]
     fh.rx.reset()
     # Direct PUT: the request's timestamp.
     rid = str(uuid.uuid4())
-    check_answer(fh.post("incoming", fixture_body("direct_put.json"), request_id=rid), 200, rid, False)
+    check_answer(fh.post("incoming", fixture_body("direct-put.json"), request_id=rid), 200, rid, False)
     got = fh.rx.wait_for(3)
-    assert [e["ts"] for e in got] == [1684422829730 * 1_000_000] * 3
+    assert [e["ts"] for e in got] == [DIRECT_PUT_MS * 1_000_000] * 3
 
 
 def test_split_lines(fh: Env) -> None:
@@ -576,7 +578,7 @@ def app() -> Iterator[tuple[Any, FakeIngest]]:
 
 def test_backpressure_is_503_and_the_retry_is_ingested(app: tuple[Any, FakeIngest]) -> None:
     client, ingest = app
-    body = fixture_body("direct_put.json")
+    body = fixture_body("direct-put.json")
     headers = {"X-Amz-Firehose-Request-Id": "bp-1"}
     ingest.refuse = True
     r = client.post(PATH, content=body, headers=headers)
@@ -598,10 +600,10 @@ def test_full_buffers_refuse_before_decoding(app: tuple[Any, FakeIngest]) -> Non
     assert "max_buffered_bytes_per_tenant" in check_answer(r, 503, "full-1", True)["errorMessage"]
     assert ingest.full_tenants == ["team-a"] and ingest.pushed == []
     ingest.full_reason = ""
-    r = client.post(PATH, content=fixture_body("direct_put.json"), headers={**headers, "X-Scope-OrgID": "ignored"})
+    r = client.post(PATH, content=fixture_body("direct-put.json"), headers={**headers, "X-Scope-OrgID": "ignored"})
     check_answer(r, 200, "full-1", False)
     assert ingest.full_tenants[-1] == "team-a" and ingest.pushed[0][1] == "team-a"
-    client.post(PATH, content=fixture_body("direct_put.json"), headers={"X-Scope-OrgID": "t2"})
+    client.post(PATH, content=fixture_body("direct-put.json"), headers={"X-Scope-OrgID": "t2"})
     assert ingest.full_tenants[-1] == "t2"
 
 
@@ -610,15 +612,15 @@ def test_partly_refused_streams_are_400_and_a_retry_is_not_ingested_again(app: t
     ingest.errors = ["stream has 16 label names, more than the limit of 15"]
     headers = {"X-Amz-Firehose-Request-Id": "partial-1"}
     for _ in range(2):
-        doc = check_answer(client.post(PATH, content=fixture_body("direct_put.json"), headers=headers), 400, "partial-1", True)
+        doc = check_answer(client.post(PATH, content=fixture_body("direct-put.json"), headers=headers), 400, "partial-1", True)
         assert "label names" in doc["errorMessage"]
     assert len(ingest.pushed) == 1
 
 
 def test_only_control_messages_are_not_pushed(app: tuple[Any, FakeIngest]) -> None:
     client, ingest = app
-    r = client.post(PATH, content=fixture_body("cw_logs_with_only_control_messages.json"))
-    check_answer(r, 200, "86208cf6-2bcc-47e6-9010-02ca9f44a025", False)  # no header: the body's id
+    r = client.post(PATH, content=fixture_body("cw-control.json"))
+    check_answer(r, 200, "2a3b4c5d-6e7f-4809-9a1b-2c3d4e5f6a7b", False)  # no header: the body's id (cw-control.json)
     assert ingest.pushed == []
 
 
@@ -665,7 +667,7 @@ def test_request_id_is_left_out_of_the_cache_key_only_when_no_rule_sees_it(app: 
         assert sees(compile_rules(rule)[0], REQUEST_ID_LABEL)
     client, ingest = app
     for rid in ("k-1", "k-2"):
-        check_answer(client.post(PATH, content=fixture_body("direct_put.json"),
+        check_answer(client.post(PATH, content=fixture_body("direct-put.json"),
                                  headers={"X-Amz-Firehose-Request-Id": rid}), 200, rid, False)
     (s1,), (s2,) = ingest.pushed[0][0], ingest.pushed[1][0]
     assert s1.labels[REQUEST_ID_LABEL] == "k-1" and s2.labels[REQUEST_ID_LABEL] == "k-2"

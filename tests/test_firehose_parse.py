@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from pathlib import Path
 from typing import Any
 
 import orjson
+import payloads
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from payloads import ACCOUNT
 
 from relay.aws.firehose import (
     FirehoseBatch,
@@ -23,43 +24,38 @@ from relay.aws.firehose import (
     sanitize_label_name,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "firehose"
-
 RECEIVE_NS = 1_700_000_000_123_456_789
 MAX = 1 << 20
-CW_REQUEST_ID = "86208cf6-2bcc-47e6-9010-02ca9f44a025"
-SOURCE_ARN = "arn:aws:firehose:us-east-2:123:deliverystream/aws_firehose_test_stream"
+SOURCE_ARN = f"arn:aws:firehose:eu-west-3:{ACCOUNT}:deliverystream/relay-test-stream"
 HEADER_ID = "header-request-id"
 
+# What our Firehose payloads hold (tests/payloads/make.py).
+DIRECT_PUT_ID = "7d6c5b4a-3928-4716-a5f4-e3d2c1b0a998"
+DIRECT_PUT_MS = 1741944700250
+CW_REQUEST_ID = "1f2e3d4c-5b6a-4798-8a9b-c0d1e2f3a4b5"  # cw-mixed.json
 CONTROL_LINE = "CWL CONTROL MESSAGE: Checking health of destination Firehose."
 CW_LABELS = {
-    "__aws_owner": "366620023056",
-    "__aws_cw_log_group": "/aws/lambda/logging-lambda",
-    "__aws_cw_log_stream": "2023/05/18/[$LATEST]405d340d30f844c4ad376392489343f5",
-    "__aws_cw_matched_filters": "test_lambdafunction_logfilter",
+    "__aws_owner": ACCOUNT,
+    "__aws_cw_log_group": "/aws/lambda/thumbnailer",
+    "__aws_cw_log_stream": "2025/03/14/[$LATEST]0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+    "__aws_cw_matched_filters": "thumbs-to-firehose",
     "__aws_cw_msg_type": "DATA_MESSAGE",
 }
-CW_TIMESTAMPS = [
-    1684424003641, 1684424003820, 1684424003822, 1684424003859, 1684424003859, 1684424005707, 1684424005708,
-    1684424005718, 1684424005718, 1684424007492, 1684424007493, 1684424007494, 1684424007494,
-]  # fmt: skip
-CW_FIRST_LINE = (
-    "INIT_START Runtime Version: nodejs:18.v6\tRuntime Version ARN: "
-    "arn:aws:lambda:us-east-2::runtime:813a1c9d8f27c16e2f3288da6255eac7867411c306ae9cf76498bb320eddded2\n"
-)
+CW_TIMESTAMPS = [1741944600000, 1741944600180, 1741944600181, 1741944600240, 1741944600242, 1741944600242]
+CW_FIRST_LINE = "INIT_START Runtime Version: python:3.12.v31\n"
 CW_LAST_LINE = (
-    "REPORT RequestId: 921a2a6d-5bd1-4797-8400-4688494b664b\tDuration: 1.74 ms\tBilled Duration: 2 ms\t"
-    "Memory Size: 128 MB\tMax Memory Used: 66 MB\t\n"
+    "REPORT RequestId: c3d4e5f6-a7b8-4c9d-8e0f-1a2b3c4d5e6f\tDuration: 61.70 ms\tBilled Duration: 62 ms\t"
+    "Memory Size: 256 MB\tMax Memory Used: 81 MB\t\n"
 )
 DIRECT_PUT_LINES = [
-    '{"CHANGE":-0.23,"PRICE":4.8,"TICKER_SYMBOL":"NGC","SECTOR":"HEALTHCARE"}',
-    '{"CHANGE":6.76,"PRICE":82.56,"TICKER_SYMBOL":"SLW","SECTOR":"ENERGY"}',
-    '{"CHANGE":-5.92,"PRICE":199.08,"TICKER_SYMBOL":"HJV","SECTOR":"ENERGY"}',
+    '{"sensor":"room-4","celsius":21.5,"ok":true}',
+    '{"sensor":"room-5","celsius":29.25,"ok":false}',
+    '{"sensor":"cellar","celsius":11.0,"ok":true}',
 ]
 
 
 def fixture(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
+    return payloads.read(f"firehose/{name}")
 
 
 def parse(body: bytes, headers: dict[str, str] | None = None, *, gz: bool = False, **kw: Any) -> FirehoseBatch:
@@ -100,14 +96,14 @@ gz_param = pytest.mark.parametrize("gz", [False, True], ids=["plain", "gzip"])
 
 @gz_param
 def test_direct_put(gz: bool) -> None:
-    b = parse(fixture("direct_put.json"), gz=gz)
-    assert b.request_id == "a1af4300-6c09-4916-ba8f-12f336176246"  # no header: the body's
+    b = parse(fixture("direct-put.json"), gz=gz)
+    assert b.request_id == DIRECT_PUT_ID  # no header: the body's
     assert b.source_arn == SOURCE_ARN
     assert b.tenant is None
     assert (b.records, b.entries, b.control_messages, b.skipped) == (3, 3, 0, {})
     [s] = b.streams
     assert s.labels == {
-        "__aws_firehose_request_id": "a1af4300-6c09-4916-ba8f-12f336176246",
+        "__aws_firehose_request_id": DIRECT_PUT_ID,
         "__aws_firehose_source_arn": SOURCE_ARN,
     }
     assert entries(s) == [(RECEIVE_NS, line) for line in DIRECT_PUT_LINES]
@@ -115,58 +111,58 @@ def test_direct_put(gz: bool) -> None:
 
 @gz_param
 def test_direct_put_incoming_timestamp_is_the_request_timestamp(gz: bool) -> None:
-    b = parse(fixture("direct_put.json"), gz=gz, use_incoming_timestamp=True)
-    assert [ts for ts, _ in entries(b.streams[0])] == [1684422829730 * 1_000_000] * 3
+    b = parse(fixture("direct-put.json"), gz=gz, use_incoming_timestamp=True)
+    assert [ts for ts, _ in entries(b.streams[0])] == [DIRECT_PUT_MS * 1_000_000] * 3
 
 
 @gz_param
 def test_direct_put_non_json(gz: bool) -> None:
-    b = parse(fixture("direct_put_with_non_json_message.json"), {"X-Amz-Firehose-Request-Id": HEADER_ID}, gz=gz)
+    b = parse(fixture("direct-put-text.json"), {"X-Amz-Firehose-Request-Id": HEADER_ID}, gz=gz)
     assert b.request_id == HEADER_ID
     [s] = b.streams
     assert s.labels["__aws_firehose_request_id"] == HEADER_ID
-    assert entries(s) == [(RECEIVE_NS, "hola esto es una prueba")]
+    assert entries(s) == [(RECEIVE_NS, "temperature alarm cleared in room 5")]
 
 
 @gz_param
 def test_cloudwatch_mixed(gz: bool) -> None:
-    b = parse(fixture("cw_logs_mixed.json"), gz=gz)
+    b = parse(fixture("cw-mixed.json"), gz=gz)
     assert b.request_id == CW_REQUEST_ID
-    assert (b.records, b.entries, b.control_messages, b.skipped) == (2, 13, 1, {})
+    assert (b.records, b.entries, b.control_messages, b.skipped) == (2, 6, 1, {})
     [s] = b.streams
     common = {"__aws_firehose_request_id": CW_REQUEST_ID, "__aws_firehose_source_arn": SOURCE_ARN}
     assert s.labels == {**common, **CW_LABELS}
     for name, value in CW_LABELS.items():  # field by field, for a readable failure
         assert s.labels[name] == value
     got = entries(s)
-    assert [ts for ts, _ in got] == [RECEIVE_NS] * 13
+    assert [ts for ts, _ in got] == [RECEIVE_NS] * 6
     assert got[0][1] == CW_FIRST_LINE and got[-1][1] == CW_LAST_LINE
     assert CONTROL_LINE not in {line for _, line in got}
 
 
 @gz_param
 def test_cloudwatch_incoming_timestamps_are_the_events(gz: bool) -> None:
-    b = parse(fixture("cw_logs_with_only_data_messages.json"), gz=gz, use_incoming_timestamp=True)
+    b = parse(fixture("cw-data.json"), gz=gz, use_incoming_timestamp=True)
     assert [ts for ts, _ in entries(b.streams[0])] == [ms * 1_000_000 for ms in CW_TIMESTAMPS]
 
 
 @gz_param
 def test_cloudwatch_only_data(gz: bool) -> None:
-    b = parse(fixture("cw_logs_with_only_data_messages.json"), gz=gz)
-    assert (b.records, b.entries, b.control_messages, b.skipped) == (1, 13, 0, {})
+    b = parse(fixture("cw-data.json"), gz=gz)
+    assert (b.records, b.entries, b.control_messages, b.skipped) == (1, 6, 0, {})
     [s] = b.streams
     assert {k: s.labels[k] for k in CW_LABELS} == CW_LABELS
 
 
 @gz_param
 def test_cloudwatch_only_control_messages_are_counted_not_ingested(gz: bool) -> None:
-    b = parse(fixture("cw_logs_with_only_control_messages.json"), gz=gz)
+    b = parse(fixture("cw-control.json"), gz=gz)
     assert (b.records, b.entries, b.control_messages, b.skipped, b.streams) == (1, 0, 1, {}, [])
 
 
 @gz_param
 def test_control_and_bad_record(gz: bool) -> None:
-    b = parse(fixture("cw_logs_control_and_bad_records.json"), gz=gz)
+    b = parse(fixture("cw-control-and-bad.json"), gz=gz)
     assert (b.records, b.entries, b.control_messages, b.streams) == (2, 0, 1, [])
     assert b.skipped == {"base64-decode": 1}
 
@@ -231,7 +227,7 @@ def test_invalid_utf8_is_replaced() -> None:
 
 
 def test_incoming_timestamp_falls_back_to_receive_time() -> None:
-    for ts in (None, "1684422829730", 1.5, True):
+    for ts in (None, str(DIRECT_PUT_MS), 1.5, True):
         body = orjson.dumps({"timestamp": ts, "records": [{"data": "YQ=="}]})
         assert entries(parse(body, use_incoming_timestamp=True).streams[0]) == [(RECEIVE_NS, "a")]
 
@@ -240,9 +236,9 @@ def test_incoming_timestamp_falls_back_to_receive_time() -> None:
 
 
 def test_request_id_header_beats_body_and_defaults_to_empty() -> None:
-    body = fixture("direct_put.json")
+    body = fixture("direct-put.json")
     assert parse(body, {"x-amz-firehose-request-id": HEADER_ID}).request_id == HEADER_ID  # any case
-    assert parse(body).request_id == "a1af4300-6c09-4916-ba8f-12f336176246"
+    assert parse(body).request_id == DIRECT_PUT_ID
     b = parse(b'{"records": [{"data": "YQ=="}]}', {"X-Amz-Firehose-Source-Arn": ""})
     assert b.request_id == "" and b.source_arn == ""
     assert b.streams[0].labels == {}  # empty values make no label
@@ -262,7 +258,7 @@ def test_common_attributes_labels_and_tenant() -> None:
             "other": "ignored",
         }
     }
-    b = parse(fixture("cw_logs_mixed.json"), {"X-Amz-Firehose-Common-Attributes": json.dumps(attrs)})
+    b = parse(fixture("cw-mixed.json"), {"X-Amz-Firehose-Common-Attributes": json.dumps(attrs)})
     assert b.tenant == "acme"
     assert b.invalid_attributes == 2
     [s] = b.streams
@@ -342,13 +338,13 @@ def test_request_error_carries_the_body_request_id() -> None:
 
 def test_bad_content_encoding() -> None:
     with pytest.raises(FirehoseError):
-        parse(fixture("direct_put.json"), {"Content-Encoding": "gzip"})  # says gzip, is not
+        parse(fixture("direct-put.json"), {"Content-Encoding": "gzip"})  # says gzip, is not
     with pytest.raises(FirehoseError):
-        parse(gzip.compress(fixture("direct_put.json"))[:-10], {"Content-Encoding": "gzip"})  # truncated
+        parse(gzip.compress(fixture("direct-put.json"))[:-10], {"Content-Encoding": "gzip"})  # truncated
     with pytest.raises(FirehoseError):
-        parse(fixture("direct_put.json"), {"Content-Encoding": "br"})
-    assert parse(fixture("direct_put.json"), {"Content-Encoding": "identity"}).entries == 3
-    assert parse(gzip.compress(fixture("direct_put.json")), {"content-encoding": " GZIP "}).entries == 3
+        parse(fixture("direct-put.json"), {"Content-Encoding": "br"})
+    assert parse(fixture("direct-put.json"), {"Content-Encoding": "identity"}).entries == 3
+    assert parse(gzip.compress(fixture("direct-put.json")), {"content-encoding": " GZIP "}).entries == 3
 
 
 def test_gzip_bomb_body_overflows() -> None:
@@ -360,7 +356,7 @@ def test_gzip_bomb_body_overflows() -> None:
 
 
 def test_body_at_the_limit() -> None:
-    body = fixture("direct_put.json")
+    body = fixture("direct-put.json")
     assert parse(body, max_size=len(body)).entries == 3
     assert parse(gzip.compress(body), {"Content-Encoding": "gzip"}, max_size=len(body)).entries == 3
     with pytest.raises(FirehoseTooLarge):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import base64
+import calendar
 import copy
 import gzip
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from payloads import ACCOUNT, load, text
 
-from relay.model import Stream
 from relay.aws.events import (
     CLOUDWATCH,
     EVENTBRIDGE,
@@ -25,19 +25,20 @@ from relay.aws.events import (
     S3Ref,
     parse_event,
 )
+from relay.model import Stream
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-AWS = FIXTURES / "aws"
-EVENTS = AWS / "events"
 RECEIVE_NS = 1_700_000_000_123_456_789
 
-KINESIS_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/simple-stream"
-QUEUE_ARN = "arn:aws:sqs:us-west-2:123456789012:SQSQueue"
-TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:log-topic"
+# as in our payloads (tests/payloads/make.py)
+KINESIS_ARN = f"arn:aws:kinesis:eu-west-3:{ACCOUNT}:stream/app-events"
+QUEUE_ARN = f"arn:aws:sqs:eu-west-3:{ACCOUNT}:log-drop"
+TOPIC_ARN = f"arn:aws:sns:eu-west-3:{ACCOUNT}:ops-alerts"
+UPLOADED = S3Ref("relay-test-uploads", "reports/Q1 summary (2025).txt", "eu-west-3")  # s3-notification.json
+DROPPED = S3Ref("relay-test-drop", "exports/2025-03-14/orders.csv", "eu-west-3")  # eventbridge-s3.json
 
 
-def load(path: Path) -> Any:
-    return orjson.loads(path.read_bytes())
+def utc_ns(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, ns: int = 0) -> int:
+    return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) * 1_000_000_000 + ns
 
 
 def parse(doc: Any, **kw: Any) -> ParsedEvent:
@@ -61,9 +62,9 @@ def b64(data: bytes) -> str:
 def cloudwatch_payload(message_type: str = "DATA_MESSAGE", **over: Any) -> dict[str, Any]:
     doc = {
         "messageType": message_type,
-        "owner": "123456789012",
+        "owner": ACCOUNT,
         "logGroup": "/aws/lambda/fn",
-        "logStream": "2024/01/01/[$LATEST]abc",
+        "logStream": "2025/03/14/[$LATEST]0a1b2c",
         "subscriptionFilters": ["f"],
         "logEvents": [{"id": "1", "timestamp": 1719922604969, "message": "hello"}],
     }
@@ -90,20 +91,20 @@ def sqs_record(message_id: str, body: str) -> dict[str, Any]:
         "messageId": message_id,
         "receiptHandle": "h",
         "body": body,
-        "attributes": {"SentTimestamp": "1520621625029"},
+        "attributes": {"SentTimestamp": "1741944400100"},
         "eventSource": "aws:sqs",
         "eventSourceARN": QUEUE_ARN,
-        "awsRegion": "us-west-2",
+        "awsRegion": "eu-west-3",
     }
 
 
 def sns_envelope(message: str) -> dict[str, Any]:
     return {
         "Type": "Notification",
-        "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
+        "MessageId": "0e1f2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
         "TopicArn": TOPIC_ARN,
         "Message": message,
-        "Timestamp": "2023-08-25T17:41:59.5Z",
+        "Timestamp": "2025-03-14T09:58:00.5Z",
         "SignatureVersion": "1",
     }
 
@@ -112,24 +113,25 @@ def sns_envelope(message: str) -> dict[str, Any]:
 
 
 def test_cloudwatch_logs_event() -> None:
-    result = parse(load(EVENTS / "cloudwatch-logs-event.json"))
+    result = parse(load("events/cloudwatch-logs.json"))
     assert result.kind == CLOUDWATCH and result.s3_objects == [] and result.items == []
     stream = only_stream(result.streams)
     assert stream.labels == {
         "__aws_log_type": "cloudwatch",
-        "__aws_cloudwatch_log_group": "testLogGroup",
-        "__aws_cloudwatch_owner": "123456789123",
+        "__aws_cloudwatch_log_group": "/ecs/orders-api",
+        "__aws_cloudwatch_owner": ACCOUNT,
     }
     assert entries(stream) == [
-        (1440442987000 * 1_000_000, "[ERROR] First test message"),
-        (1440442987001 * 1_000_000, "[ERROR] Second test message"),
+        (1741944001250 * 1_000_000, "GET /orders/1001 200 12ms"),
+        (1741944001257 * 1_000_000, "GET /orders/1002 200 9ms"),
+        (1741944001264 * 1_000_000, "POST /orders 500 230ms: db timeout"),
     ]
     assert result.ts_fallback == 0
 
 
 def test_cloudwatch_keep_stream() -> None:
-    stream = only_stream(parse(load(EVENTS / "cloudwatch-logs-event.json"), keep_stream=True).streams)
-    assert stream.labels["__aws_cloudwatch_log_stream"] == "testLogStream"
+    stream = only_stream(parse(load("events/cloudwatch-logs.json"), keep_stream=True).streams)
+    assert stream.labels["__aws_cloudwatch_log_stream"] == "orders-api/web/4f1c2e3d5b6a7980"
 
 
 def test_cloudwatch_control_message_has_no_entries() -> None:
@@ -142,33 +144,51 @@ def test_cloudwatch_control_message_has_no_entries() -> None:
 
 
 def test_kinesis_plain_records_are_ingested() -> None:
-    result = parse(load(EVENTS / "kinesis-event.json"))
+    result = parse(load("events/kinesis-plain.json"))
     assert result.kind == KINESIS
     stream = only_stream(result.streams)
     assert stream.labels == {"__aws_log_type": "kinesis", "__aws_kinesis_event_source_arn": KINESIS_ARN}
-    assert entries(stream) == [(1480641523_477000000, "Hello World"), (1480841523_477000000, "Hello World")]
+    assert entries(stream) == [
+        (1741944200_125000000, "order 1001 shipped to warehouse B"),  # its one trailing newline trimmed
+        (1741944201_500000000, "order 1002 packed"),
+    ]
     assert result.ts_fallback == 0 and result.skipped == {}
 
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_kinesis_carrying_cloudwatch_payload(gz: bool) -> None:
-    payload = (AWS / "kinesis-event.json").read_bytes()
+    payload = text("events/cloudwatch-payload.json").encode()
     data = gzip.compress(payload) if gz else payload
     result = parse({"Records": [kinesis_record(data)]})
     stream = only_stream(result.streams)
     assert stream.labels == {
         "__aws_log_type": "kinesis",
         "__aws_kinesis_event_source_arn": KINESIS_ARN,
-        "__aws_cloudwatch_log_group": "test-logroup",
-        "__aws_cloudwatch_owner": "some_owner",
+        "__aws_cloudwatch_log_group": "/aws/lambda/invoice-renderer",
+        "__aws_cloudwatch_owner": ACCOUNT,
     }
-    assert entries(stream) == [(1719922604969 * 1_000_000, "some_message")] * 3
+    assert entries(stream) == [
+        (1741944100000 * 1_000_000, "START RequestId: 0b1c2d3e Version: $LATEST"),
+        (1741944100040 * 1_000_000, "rendered invoice INV-20250314-0042"),
+        (1741944100041 * 1_000_000, "END RequestId: 0b1c2d3e"),
+    ]
     kept = only_stream(parse({"Records": [kinesis_record(data)]}, keep_stream=True).streams)
-    assert kept.labels["__aws_cloudwatch_log_stream"] == "test-logstream"
+    assert kept.labels["__aws_cloudwatch_log_stream"] == "2025/03/14/[$LATEST]8a7b6c5d4e3f20119a8b7c6d5e4f3a2b"
+
+
+def test_kinesis_event_carrying_cloudwatch_payload() -> None:
+    # the event as Lambda delivers it: the record's data is base64 of the gzipped payload
+    result = parse(load("events/kinesis-cloudwatch.json"))
+    assert result.kind == KINESIS and result.skipped == {} and result.ts_fallback == 0
+    stream = only_stream(result.streams)
+    assert stream.labels["__aws_cloudwatch_log_group"] == "/aws/lambda/invoice-renderer"
+    assert stream.labels["__aws_kinesis_event_source_arn"] == KINESIS_ARN
+    assert [line for _, line in entries(stream)][1] == "rendered invoice INV-20250314-0042"
+    assert len(entries(stream)) == 3
 
 
 def test_kinesis_mixed_records_group_by_labels() -> None:
-    other = "arn:aws:kinesis:us-east-1:123456789012:stream/other"
+    other = f"arn:aws:kinesis:eu-west-3:{ACCOUNT}:stream/other"
     control = gzip.compress(orjson.dumps(cloudwatch_payload("CONTROL_MESSAGE")))
     records = [
         kinesis_record(b"line one\n"),
@@ -194,7 +214,7 @@ def test_kinesis_mixed_records_group_by_labels() -> None:
         ],
         (
             ("__aws_cloudwatch_log_group", "/aws/lambda/fn"),
-            ("__aws_cloudwatch_owner", "123456789012"),
+            ("__aws_cloudwatch_owner", ACCOUNT),
             ("__aws_kinesis_event_source_arn", KINESIS_ARN),
             ("__aws_log_type", "kinesis"),
         ): [(1719922604969 * 1_000_000, "hello")],
@@ -212,29 +232,31 @@ def test_kinesis_too_large_is_skipped() -> None:
 
 
 def test_s3_notification_key_is_url_decoded() -> None:
-    result = parse(load(EVENTS / "s3-event.json"))
+    result = parse(load("events/s3-notification.json"))  # key "reports/Q1+summary+%282025%29.txt"
     assert result.kind == S3 and result.streams == []
-    assert result.s3_objects == [S3Ref("sourcebucket", "Happy Face.jpg", "us-east-1")]
+    assert result.s3_objects == [UPLOADED]
 
 
 def test_s3_notification_with_generated_tags() -> None:
-    result = parse(load(EVENTS / "s3-event-generated-tags.json"))
+    doc = load("events/s3-generated-tags.json")
+    assert "awsGeneratedTags" in doc["Records"][0]["s3"]["bucket"]
+    result = parse(doc)
     assert result.s3_objects == [
         S3Ref(
-            "aws-landing-zone-logs-000000000000-eu-central-1",
-            "AWSLogs/000000000000/CloudTrail/us-east-1/2026/07/16/example_CloudTrail_us-east-1.json.gz",
-            "eu-central-1",
+            f"org-trail-logs-{ACCOUNT}-eu-west-3",
+            f"AWSLogs/{ACCOUNT}/CloudTrail/eu-west-3/2025/03/14/trail-export_CloudTrail_eu-west-3.json.gz",
+            "eu-west-3",
         )
     ]
 
 
 def test_s3_test_event_is_accepted_and_ignored() -> None:
-    result = parse(load(EVENTS / "s3-test-event.json"))
+    result = parse(load("events/s3-test-event.json"))
     assert result.kind == S3_TEST and result.streams == [] and result.s3_objects == [] and result.ignored == 1
 
 
 def test_s3_notification_plus_and_percent_and_other_event_names() -> None:
-    doc = load(EVENTS / "s3-event.json")
+    doc = load("events/s3-notification.json")
     rec = doc["Records"][0]
     plus = copy.deepcopy(rec)
     plus["s3"]["object"]["key"] = "my+prefix/a%2Bb%3Dc.log.gz"
@@ -242,7 +264,7 @@ def test_s3_notification_plus_and_percent_and_other_event_names() -> None:
     removed["eventName"] = "ObjectRemoved:Delete"
     doc["Records"] = [plus, removed]
     result = parse(doc)
-    assert result.s3_objects == [S3Ref("sourcebucket", "my prefix/a+b=c.log.gz", "us-east-1")]
+    assert result.s3_objects == [S3Ref("relay-test-uploads", "my prefix/a+b=c.log.gz", "eu-west-3")]
     assert result.ignored == 1
 
 
@@ -250,46 +272,49 @@ def test_s3_notification_plus_and_percent_and_other_event_names() -> None:
 
 
 def test_sns_plain_message() -> None:
-    result = parse(load(EVENTS / "sns-event.json"))
+    result = parse(load("events/sns.json"))
     assert result.kind == SNS
     stream = only_stream(result.streams)
-    assert stream.labels == {"__aws_log_type": "sns", "__aws_sns_topic_arn": "arn:aws:sns:EXAMPLE"}
-    assert entries(stream) == [(1433353407_123000000, "Hello from SNS!")]
+    assert stream.labels == {"__aws_log_type": "sns", "__aws_sns_topic_arn": TOPIC_ARN}
+    assert entries(stream) == [(utc_ns(2025, 3, 14, 9, 55, 10, 250_000_000), "disk /var at 91% on shop-web-2")]
 
 
 def test_sns_carrying_s3_notification() -> None:
-    doc = load(EVENTS / "sns-event.json")
-    doc["Records"][0]["Sns"]["Message"] = (EVENTS / "s3-event.json").read_text()
+    doc = load("events/sns.json")
+    doc["Records"][0]["Sns"]["Message"] = text("events/s3-notification.json")
     result = parse(doc)
     assert result.kind == SNS and result.streams == []
-    assert result.s3_objects == [S3Ref("sourcebucket", "Happy Face.jpg", "us-east-1")]
+    assert result.s3_objects == [UPLOADED]
 
 
 def test_top_level_sns_envelope() -> None:
     result = parse(sns_envelope("hello"))
     assert result.kind == SNS
-    assert entries(only_stream(result.streams)) == [(1692985319_500000000, "hello")]
+    assert entries(only_stream(result.streams)) == [(utc_ns(2025, 3, 14, 9, 58, 0, 500_000_000), "hello")]
 
 
 def test_sqs_plain_body() -> None:
-    result = parse(load(EVENTS / "sqs-event.json"))
+    result = parse(load("events/sqs.json"))
     assert result.kind == SQS and result.streams == [] and result.s3_objects == []
-    (item,) = result.items
-    assert item.message_id == "MessageID_1" and item.error is None and item.s3_objects == []
-    stream = only_stream(item.streams)
-    assert stream.labels == {"__aws_log_type": "sqs", "__aws_sqs_queue_arn": QUEUE_ARN}
-    assert entries(stream) == [(1520621625029 * 1_000_000, "Message Body")]
+    first, second = result.items
+    assert first.message_id == "2e1d0c9b-8a7f-4e6d-5c4b-3a2918071600"
+    assert second.message_id == "2e1d0c9b-8a7f-4e6d-5c4b-3a2918071601"
+    for item in result.items:
+        assert item.error is None and item.s3_objects == []
+        assert only_stream(item.streams).labels == {"__aws_log_type": "sqs", "__aws_sqs_queue_arn": QUEUE_ARN}
+    assert entries(first.streams[0]) == [(1741944400100 * 1_000_000, "backup of db-main finished in 412s")]
+    assert entries(second.streams[0]) == [(1741944401200 * 1_000_000, "backup of db-replica finished in 388s")]
 
 
 def test_sqs_wrapping_sns_wrapping_s3_and_other_bodies() -> None:
-    s3_event = (EVENTS / "s3-event.json").read_text()
+    s3_event = text("events/s3-notification.json")
     broken_s3 = orjson.dumps({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]}).decode()
-    cw_event = (EVENTS / "cloudwatch-logs-event.json").read_text()
+    cw_event = text("events/cloudwatch-logs.json")
     doc = {
         "Records": [
             sqs_record("m1", orjson.dumps(sns_envelope(s3_event)).decode()),
             sqs_record("m2", "just some text"),
-            sqs_record("m3", (AWS / "eventbridge-s3-event.json").read_text()),
+            sqs_record("m3", text("events/eventbridge-s3.json")),
             sqs_record("m4", broken_s3),
             sqs_record("m5", cw_event),
             sqs_record("m6", orjson.dumps(sns_envelope("plain from SNS")).decode()),
@@ -302,27 +327,27 @@ def test_sqs_wrapping_sns_wrapping_s3_and_other_bodies() -> None:
     items = {item.message_id: item for item in result.items}
     assert list(items) == ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]
 
-    assert items["m1"].s3_objects == [S3Ref("sourcebucket", "Happy Face.jpg", "us-east-1")]
+    assert items["m1"].s3_objects == [UPLOADED]
     assert items["m1"].streams == [] and items["m1"].error is None
 
     assert [(s.labels, entries(s)) for s in items["m2"].streams] == [
-        ({"__aws_log_type": "sqs", "__aws_sqs_queue_arn": QUEUE_ARN}, [(1520621625029 * 1_000_000, "just some text")])
+        ({"__aws_log_type": "sqs", "__aws_sqs_queue_arn": QUEUE_ARN}, [(1741944400100 * 1_000_000, "just some text")])
     ]
-    assert items["m3"].s3_objects == [S3Ref("bucket", "pizza.txt", "us-east-2")]
+    assert items["m3"].s3_objects == [DROPPED]
 
     assert items["m4"].error is not None and "s3" in items["m4"].error
     assert items["m4"].streams == [] and items["m4"].s3_objects == []
 
     cw = only_stream(items["m5"].streams)
-    assert cw.labels["__aws_log_type"] == "cloudwatch" and len(entries(cw)) == 2
+    assert cw.labels["__aws_log_type"] == "cloudwatch" and len(entries(cw)) == 3
 
     sns = only_stream(items["m6"].streams)
     assert sns.labels == {"__aws_log_type": "sns", "__aws_sns_topic_arn": TOPIC_ARN}
-    assert entries(sns) == [(1692985319_500000000, "plain from SNS")]
+    assert entries(sns) == [(utc_ns(2025, 3, 14, 9, 58, 0, 500_000_000), "plain from SNS")]
 
     # JSON that is not an event is a line like any other
-    assert entries(only_stream(items["m7"].streams)) == [(1520621625029 * 1_000_000, '{"pass": "pass"}')]
-    assert items["m8"].s3_objects == [S3Ref("sourcebucket", "Happy Face.jpg", "us-east-1")]
+    assert entries(only_stream(items["m7"].streams)) == [(1741944400100 * 1_000_000, '{"pass": "pass"}')]
+    assert items["m8"].s3_objects == [UPLOADED]
 
 
 def test_sqs_too_deep_nesting_fails_only_that_message() -> None:
@@ -347,22 +372,22 @@ def test_sqs_without_sent_timestamp_uses_receive_time() -> None:
 
 
 def test_eventbridge_s3_object_created() -> None:
-    result = parse(load(AWS / "eventbridge-s3-event.json"))
+    result = parse(load("events/eventbridge-s3.json"))
     assert result.kind == EVENTBRIDGE and result.streams == []
-    assert result.s3_objects == [S3Ref("bucket", "pizza.txt", "us-east-2")]
+    assert result.s3_objects == [DROPPED]
 
 
 def test_eventbridge_other_events_are_one_json_line() -> None:
     event = {
         "version": "0",
-        "id": "7bf73129-1428-4cd3-a780-95db273d1602",
+        "id": "5e4d3c2b-1a09-4f8e-9d7c-6b5a49382716",
         "detail-type": "EC2 Instance State-change Notification",
         "source": "aws.ec2",
-        "account": "123456789012",
-        "time": "2015-11-11T21:29:54Z",
-        "region": "us-east-1",
-        "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"],
-        "detail": {"instance-id": "i-abcd1111", "state": "pending"},
+        "account": ACCOUNT,
+        "time": "2025-03-14T10:05:30Z",
+        "region": "eu-west-3",
+        "resources": [f"arn:aws:ec2:eu-west-3:{ACCOUNT}:instance/i-0a1b2c3d4e5f60718"],
+        "detail": {"instance-id": "i-0a1b2c3d4e5f60718", "state": "stopping"},
     }
     result = parse(event)
     stream = only_stream(result.streams)
@@ -371,10 +396,10 @@ def test_eventbridge_other_events_are_one_json_line() -> None:
         "__aws_eventbridge_source": "aws.ec2",
         "__aws_eventbridge_detail_type": "EC2 Instance State-change Notification",
     }
-    assert entries(stream) == [(1447277394_000000000, orjson.dumps(event).decode())]
+    assert entries(stream) == [(utc_ns(2025, 3, 14, 10, 5, 30), orjson.dumps(event).decode())]
     assert "\n" not in entries(stream)[0][1]
 
-    deleted = load(AWS / "eventbridge-s3-event.json")
+    deleted = load("events/eventbridge-s3.json")
     deleted["detail-type"] = "Object Deleted"
     deleted.pop("time")
     result = parse(deleted)

@@ -7,14 +7,15 @@ import gzip
 import io
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
 import orjson
+import payloads
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from payloads import ACCOUNT, KEYS, OBJECT_FILES, s3_object
 
 from relay.aws import s3logs
 from relay.aws.s3 import open_object
@@ -36,41 +37,20 @@ from relay.aws.s3logs import (
 )
 from relay.times import iso_ns, unix_digits_ns
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-AWS = FIXTURES / "aws"
 RECEIVE_NS = 1_700_000_000_123_456_789
 
-# The README's example keys.
-ALB_KEY = (
-    "my-bucket/AWSLogs/123456789012/elasticloadbalancing/us-east-1/2022/01/24/"
-    "123456789012_elasticloadbalancing_us-east-1_app.my-loadbalancer.b13ea9d19f16d015_20220124T0000Z_0.0.0.0_"
-    "2et2e1mx.log.gz"
-)
-NLB_KEY = (
-    "my-bucket/prefix/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2016/05/01/"
-    "123456789012_elasticloadbalancing_us-east-2_net.my-loadbalancer.1234567890abcdef_201605010000Z_2soosksi.log.gz"
-)
-VPC_KEY = (
-    "my-bucket/AWSLogs/123456789012/vpcflowlogs/us-east-1/2022/01/24/"
-    "123456789012_vpcflowlogs_us-east-1_fl-1234abcd_20180620T1620Z_fe123456.log.gz"
-)
-CLOUDTRAIL_KEY = (
-    "my-bucket/AWSLogs/123456789012/CloudTrail/us-east-1/2022/01/24/"
-    "123456789012_CloudTrail_us-east-1_20220124T0000Z_4jhzXFO2Jlvu2b3y.json.gz"
-)
-CLOUDFRONT_KEY = "my/bucket/prefix/E2K2LNL5N3WR51.2022-07-18-12.a10a8496.gz"
-WAF_KEY = (
-    "prefix/AWSLogs/11111111111/WAFLogs/us-east-1/TEST-WEBACL/2021/10/28/19/50/"
-    "11111111111_waflogs_us-east-1_TEST-WEBACL_20211028T1950Z_e0ca43b5.log.gz"
-)
-MSK_KEY = (
-    "prefix/AWSLogs/111111111111/KafkaBrokerLogs/eu-south-2/msk-test-name-7f6b9b77-24f9-4921-87b6-d29a6401e292-3/"
-    "2025-07-04-11/Broker-1_11-55_cab960bb.log.gz"
-)
-S3_ACCESS_KEY = "123456789012/us-east-1/amzn-s3-demo-source-bucket/2023/03/01/2023-03-01-21-32-16-E568B2907131C0C0"
-GUARDDUTY_KEY = (
-    "my-bucket/AWSLogs/123456789012/GuardDuty/us-east-1/2024/05/30/07a3f2ce-1485-3031-b842-e1f324c4a48d.jsonl.gz"
-)
+# The keys our payloads are delivered under (tests/payloads/__init__.py).
+ALB_KEY = KEYS["alb"]
+NLB_KEY = KEYS["nlb"]
+VPC_KEY = KEYS["vpc"]
+CLOUDTRAIL_KEY = KEYS["cloudtrail"]
+CLOUDFRONT_KEY = KEYS["cloudfront"]
+WAF_KEY = KEYS["waf"]
+MSK_KEY = KEYS["msk"]
+S3_ACCESS_KEY = KEYS["s3_access"]
+GUARDDUTY_KEY = KEYS["guardduty"]
+ACCT = ACCOUNT
+MSK_CLUSTER = "orders-cluster-2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091-2"
 
 
 def utc_ns(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, ns: int = 0) -> int:
@@ -78,12 +58,11 @@ def utc_ns(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0, ns: int
 
 
 def fixture_bytes(name: str) -> bytes:
-    return (AWS / name).read_bytes()
+    return s3_object(name)
 
 
 def fixture_text(name: str) -> str:
-    data = fixture_bytes(name)
-    return (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode()
+    return payloads.text(OBJECT_FILES[name])
 
 
 def read_all(obj: s3logs.S3Object, data: bytes, **kw: Any) -> tuple[list[tuple[int, str]], S3Stats]:
@@ -99,70 +78,70 @@ def read_all(obj: s3logs.S3Object, data: bytes, **kw: Any) -> tuple[list[tuple[i
 @pytest.mark.parametrize(
     ("key", "log_type", "src", "owner"),
     [
-        (ALB_KEY, LB, "my-loadbalancer", "123456789012"),
-        (NLB_KEY, LB, "my-loadbalancer", "123456789012"),
-        (VPC_KEY, VPC_FLOW, "fl-1234abcd", "123456789012"),
-        (CLOUDTRAIL_KEY, CLOUDTRAIL, "4jhzXFO2Jlvu2b3y", "123456789012"),
-        (CLOUDTRAIL_KEY.replace("AWSLogs/", "AWSLogs/o-test123456/"), CLOUDTRAIL, "4jhzXFO2Jlvu2b3y", "123456789012"),
-        (CLOUDFRONT_KEY, CLOUDFRONT, "E2K2LNL5N3WR51", "my/bucket/prefix"),
-        (WAF_KEY, WAF, "TEST-WEBACL", "11111111111"),
-        (MSK_KEY, MSK, "msk-test-name-7f6b9b77-24f9-4921-87b6-d29a6401e292-3", "111111111111"),
-        (S3_ACCESS_KEY, S3_ACCESS, "amzn-s3-demo-source-bucket", "123456789012"),
-        (GUARDDUTY_KEY, GUARDDUTY, None, "123456789012"),
-        # lambda-promtail's own test keys: GovCloud regions
-        (VPC_KEY.replace("us-east-1", "us-gov-east-1"), VPC_FLOW, "fl-1234abcd", "123456789012"),
-        (WAF_KEY.replace("us-east-1", "us-gov-east-1"), WAF, "TEST-WEBACL", "11111111111"),
+        (ALB_KEY, LB, "shop-frontend", ACCT),
+        (NLB_KEY, LB, "payments-nlb", ACCT),
+        (VPC_KEY, VPC_FLOW, "fl-0e1d2c3b4a5f6e7d8", ACCT),
+        (CLOUDTRAIL_KEY, CLOUDTRAIL, "Vb7Lq2Xw9Rt4Kp1M", ACCT),
+        (CLOUDTRAIL_KEY.replace("AWSLogs/", "AWSLogs/o-k2m4p6r8t0/"), CLOUDTRAIL, "Vb7Lq2Xw9Rt4Kp1M", ACCT),  # org trail
+        (CLOUDFRONT_KEY, CLOUDFRONT, "E3ZK7EXAMPLE9Q", "cdn-logs"),
+        (WAF_KEY, WAF, "shop-acl", ACCT),
+        (MSK_KEY, MSK, MSK_CLUSTER, ACCT),
+        (S3_ACCESS_KEY, S3_ACCESS, "relay-test-assets", ACCT),
+        (GUARDDUTY_KEY, GUARDDUTY, None, ACCT),
+        # GovCloud regions
+        (VPC_KEY.replace("eu-west-3", "us-gov-east-1"), VPC_FLOW, "fl-0e1d2c3b4a5f6e7d8", ACCT),
+        (WAF_KEY.replace("eu-west-3", "us-gov-east-1"), WAF, "shop-acl", ACCT),
         # keys lambda-promtail does not recognise
         (
-            "b/AWSLogs/123456789012/vpcflowlogs/us-east-1/2022/01/24/13/"
-            "123456789012_vpcflowlogs_us-east-1_fl-0a1b2c3d4e5f_20220124T1305Z_fe123456.log.gz",
+            "b/AWSLogs/345678901234/vpcflowlogs/ap-southeast-2/2025/03/14/13/"
+            "345678901234_vpcflowlogs_ap-southeast-2_fl-07a6b5c4d3e2_20250314T1305Z_0a1b2c3d.log.gz",
             VPC_FLOW,
-            "fl-0a1b2c3d4e5f",
-            "123456789012",
+            "fl-07a6b5c4d3e2",
+            "345678901234",
         ),
         (
-            "AWSLogs/aws-account-id=123456789012/aws-service=vpcflowlogs/aws-region=eu-west-1/year=2022/month=01/"
-            "day=24/hour=13/123456789012_vpcflowlogs_eu-west-1_fl-0a1b2c3d_20220124T1305Z_fe123456.log.gz",
+            "AWSLogs/aws-account-id=345678901234/aws-service=vpcflowlogs/aws-region=eu-north-1/year=2025/month=03/"
+            "day=14/hour=13/345678901234_vpcflowlogs_eu-north-1_fl-0f9e8d7c_20250314T1305Z_0a1b2c3d.log.gz",
             VPC_FLOW,
-            "fl-0a1b2c3d",
-            "123456789012",
+            "fl-0f9e8d7c",
+            "345678901234",
         ),
         (
-            "logging-prefix/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2022/05/01/conn_log_123456789012_"
-            "elasticloadbalancing_us-east-2_app.my-loadbalancer.1234567890abcdef_20220215T2340Z_172.160.001.192_"
-            "20sg8hgm.log.gz",
+            "lb-logs/AWSLogs/345678901234/elasticloadbalancing/ca-central-1/2025/03/14/conn_log_345678901234_"
+            "elasticloadbalancing_ca-central-1_app.intranet-alb.0f1e2d3c4b5a6978_20250314T1340Z_192.0.2.10_"
+            "p0o9i8u7.log.gz",
             LB,
-            "my-loadbalancer",
-            "123456789012",
+            "intranet-alb",
+            "345678901234",
         ),
         (
-            "hc/AWSLogs/123456789012/elasticloadbalancing/us-east-2/2025/11/21/health_check_log_123456789012_"
-            "elasticloadbalancing_us-east-2_app.my-alb.1234567890abcdef_20251121T0505Z_10.0.1.2_abcd1234.log.gz",
+            "hc/AWSLogs/345678901234/elasticloadbalancing/ca-central-1/2025/03/14/health_check_log_345678901234_"
+            "elasticloadbalancing_ca-central-1_app.intranet-alb.0f1e2d3c4b5a6978_20250314T1340Z_10.9.1.2_a1s2d3f4.log.gz",
             LB,
-            "my-alb",
-            "123456789012",
+            "intranet-alb",
+            "345678901234",
         ),
         (
-            "AWSLogs/123456789012/elasticloadbalancing/us-west-2/2014/02/15/"
-            "123456789012_elasticloadbalancing_us-west-2_my-classic-lb_20140215T2340Z_172.160.001.192_20sg8hgm.log",
+            "AWSLogs/345678901234/elasticloadbalancing/sa-east-1/2025/03/14/"
+            "345678901234_elasticloadbalancing_sa-east-1_legacy-classic-lb_20250314T1340Z_192.0.2.10_z9x8c7v6.log",
             LB,
-            "my-classic-lb",
-            "123456789012",
+            "legacy-classic-lb",
+            "345678901234",
         ),
         (
-            "AWSLogs/000000000000/CloudTrail/us-east-1/2026/07/16/example_CloudTrail_us-east-1.json.gz",
+            "AWSLogs/345678901234/CloudTrail/eu-west-3/2025/03/14/trail-export_CloudTrail_eu-west-3.json.gz",
             CLOUDTRAIL,
             None,
-            "000000000000",
+            "345678901234",
         ),
-        ("E2K2LNL5N3WR51.2022-07-18-12.a10a8496.gz", CLOUDFRONT, "E2K2LNL5N3WR51", None),
-        ("logs/123456789012/us-east-1/my.dotted.bucket/2023/03/01/2023-03-01-21-32-16-E568B2907131C0C0", S3_ACCESS,
-         "my.dotted.bucket", "123456789012"),
-        ("access-logs/2023-03-01-21-32-16-E568B2907131C0C0", S3_ACCESS, None, None),
+        ("E3ZK7EXAMPLE9Q.2025-03-14-09.5f6e7d8c.gz", CLOUDFRONT, "E3ZK7EXAMPLE9Q", None),
+        ("logs/345678901234/eu-west-3/my.dotted.bucket/2025/03/14/2025-03-14-09-31-15-3C4D5E6F7A8B9C0D", S3_ACCESS,
+         "my.dotted.bucket", "345678901234"),
+        ("access-logs/2025-03-14-09-31-15-3C4D5E6F7A8B9C0D", S3_ACCESS, None, None),
         # unknown
-        ("Happy Face.jpg", UNKNOWN, None, None),
+        (KEYS["unknown"], UNKNOWN, None, None),
         ("some-object.json", UNKNOWN, None, None),
-        ("AWSLogs/123456789012/vpcflowlogs/us-east-1/2023/01/18/end-of-filename.log.gz", UNKNOWN, None, None),
+        ("AWSLogs/345678901234/vpcflowlogs/eu-west-3/2025/03/14/end-of-filename.log.gz", UNKNOWN, None, None),
         ("", UNKNOWN, None, None),
     ],
 )
@@ -192,11 +171,13 @@ def test_classify_label_names_are_lambda_promtails() -> None:
 
 
 def test_cloudtrail_digest_is_skipped() -> None:
-    key = CLOUDTRAIL_KEY.replace("/CloudTrail/", "/CloudTrail-Digest/").replace("_CloudTrail_", "_CloudTrail-Digest_")
-    obj = classify("b", key)
+    obj = classify("b", KEYS["cloudtrail_digest"])
     assert obj.log_type == CLOUDTRAIL and obj.skip
-    entries, stats = read_all(obj, fixture_bytes("cloudtrail-log-file.json.gz"))
+    assert "digestStartTime" in fixture_text("cloudtrail_digest")  # a real digest document, not a log
+    entries, stats = read_all(obj, fixture_bytes("cloudtrail_digest"))
     assert entries == [] and stats.bytes == 0
+    # a log file under a digest key is not read either: the key decides
+    assert read_all(obj, fixture_bytes("cloudtrail"))[0] == []
 
 
 # --- each fixture: lines and timestamps ----------------------------------------------------
@@ -207,146 +188,167 @@ def check_lines(entries: list[tuple[int, str]], expected_lines: list[str]) -> No
 
 
 def test_alb() -> None:
-    entries, stats = read_all(classify("b", ALB_KEY), fixture_bytes("albaccesslog.log.gz"))
-    check_lines(entries, fixture_text("albaccesslog.log.gz").splitlines())
-    assert len(entries) == 2
-    assert entries[0][1].startswith("http 2022-12-06T17:42:16.176563Z random/lb/f12345d67890 ")
-    assert entries[-1][1].startswith("https 2022-12-06T17:42:19.086095Z random/lb/f12345d67890 ")
+    entries, stats = read_all(classify("b", ALB_KEY), fixture_bytes("alb"))
+    check_lines(entries, fixture_text("alb").splitlines())
+    assert len(entries) == 3
+    assert entries[0][1].startswith("https 2025-03-14T09:04:58.120934Z app/shop-frontend/7c1e9a2b3d4f5061 ")
+    assert entries[-1][1].startswith("h2 2025-03-14T09:05:07.650001Z app/shop-frontend/7c1e9a2b3d4f5061 ")
+    # field 2 (the response time), not the later request_creation_time
     assert [ts for ts, _ in entries] == [
-        utc_ns(2022, 12, 6, 17, 42, 16, 176_563_000),
-        utc_ns(2022, 12, 6, 17, 42, 19, 86_095_000),
+        utc_ns(2025, 3, 14, 9, 4, 58, 120_934_000),
+        utc_ns(2025, 3, 14, 9, 5, 1, 4_417_000),
+        utc_ns(2025, 3, 14, 9, 5, 7, 650_001_000),
     ]
-    assert entries[0][0] == 1_670_348_536_176_563_000
+    assert entries[0][0] == 1_741_943_098_120_934_000
     assert stats.ts_fallback == 0 and stats.skipped == 0
 
 
 def test_nlb_time_without_zone_is_utc() -> None:
-    entries, stats = read_all(classify("b", NLB_KEY), fixture_bytes("nlbaccesslog.log.gz"))
-    check_lines(entries, fixture_text("nlbaccesslog.log.gz").splitlines())
-    assert entries[0][1].startswith("tls 2.0 2018-12-20T02:59:40 net/my-network-loadbalancer/")
-    assert entries[-1][1].endswith(' h2 h2 "h2","http/1.1" 2020-04-01T08:51:20')
-    assert [ts for ts, _ in entries] == [utc_ns(2018, 12, 20, 2, 59, 40), utc_ns(2020, 4, 1, 8, 51, 42)]
+    entries, stats = read_all(classify("b", NLB_KEY), fixture_bytes("nlb"))
+    check_lines(entries, fixture_text("nlb").splitlines())
+    assert entries[0][1].startswith("tls 2.0 2025-03-14T09:10:02 net/payments-nlb/")
+    # the line ends in the TLS connection creation time (09:09:59): the first time (field 3) is the one used
+    assert entries[0][1].endswith(' h2 h2 "h2","http/1.1" 2025-03-14T09:09:59')
+    assert [ts for ts, _ in entries] == [utc_ns(2025, 3, 14, 9, 10, 2), utc_ns(2025, 3, 14, 9, 10, 15)]
     assert stats.ts_fallback == 0
 
 
 def test_vpc_flow_uses_start_and_skips_header() -> None:
-    entries, stats = read_all(classify("b", VPC_KEY), fixture_bytes("vpcflowlog.log.gz"))
-    lines = fixture_text("vpcflowlog.log.gz").splitlines()
+    entries, stats = read_all(classify("b", VPC_KEY), fixture_bytes("vpc"))
+    lines = fixture_text("vpc").splitlines()
     assert lines[0].startswith("version account-id")
     check_lines(entries, lines[1:])
     assert len(entries) == 3
     assert entries[0][1] == (
-        "2 123456789012 eni-0050644426037aa0f 10.26.1.153 3.239.232.29 60220 443 6 48 21869 "
-        "1669842701 1669842702 ACCEPT OK"
+        "2 210987654321 eni-0c1d2e3f4a5b6c7d8 10.40.2.17 10.40.9.3 44210 5432 6 12 4087 "
+        "1741943101 1741943159 ACCEPT OK"
     )
-    assert entries[-1][1] == (
-        "2 123456789012 eni-01971454a0f14024a 10.26.0.9 10.26.4.139 5007 57879 6 2 112 1669842715 1669842716 ACCEPT OK"
-    )
-    assert [ts for ts, _ in entries] == [1669842701 * 10**9, 1669842701 * 10**9, 1669842715 * 10**9]
+    assert entries[-1][1] == "2 210987654321 eni-0d2e3f4a5b6c7d8e9 - - - - - - - 1741943161 1741943220 - NODATA"
+    assert [ts for ts, _ in entries] == [1741943101 * 10**9, 1741943104 * 10**9, 1741943161 * 10**9]
     assert stats.skipped == 1 and stats.ts_fallback == 0
 
 
 def test_vpc_flow_custom_format_header_and_nodata() -> None:
     text = (
         "account-id action start end log-status\n"
-        "123456789012 ACCEPT 1669842701 1669842702 OK\n"
-        "123456789012 - 1669842800 1669842860 NODATA\n"
-        "123456789012 ACCEPT - - SKIPDATA\n"
+        "210987654321 ACCEPT 1741943101 1741943159 OK\n"
+        "210987654321 - 1741943200 1741943260 NODATA\n"
+        "210987654321 ACCEPT - - SKIPDATA\n"
     )
     entries, stats = read_all(classify("b", VPC_KEY), text.encode())
-    assert [ts for ts, _ in entries] == [1669842701 * 10**9, 1669842800 * 10**9, RECEIVE_NS]
+    assert [ts for ts, _ in entries] == [1741943101 * 10**9, 1741943200 * 10**9, RECEIVE_NS]
     assert stats.ts_fallback == 1 and stats.skipped == 1
     # without a header line, the first record is kept and `start` is the default version-2 column
-    records = "\n".join(fixture_text("vpcflowlog.log.gz").splitlines()[1:])
+    records = "\n".join(fixture_text("vpc").splitlines()[1:])
     entries, stats = read_all(classify("b", VPC_KEY), records.encode())
-    assert len(entries) == 3 and stats.skipped == 0 and entries[0][0] == 1669842701 * 10**9
+    assert len(entries) == 3 and stats.skipped == 0 and entries[0][0] == 1741943101 * 10**9
 
 
 def test_cloudtrail_one_compact_json_line_per_record() -> None:
-    entries, stats = read_all(classify("b", CLOUDTRAIL_KEY), fixture_bytes("cloudtrail-log-file.json.gz"))
-    records = orjson.loads(fixture_text("cloudtrail-log-file.json.gz"))["Records"]
-    assert fixture_text("cloudtrail-log-file.json.gz").count("\n") == 106  # pretty-printed over many lines
-    assert len(entries) == 2
+    entries, stats = read_all(classify("b", CLOUDTRAIL_KEY), fixture_bytes("cloudtrail"))
+    records = orjson.loads(fixture_text("cloudtrail"))["Records"]
+    assert fixture_text("cloudtrail").count("\n") > 100  # pretty-printed over many lines
+    assert len(entries) == 3
     assert [line for _, line in entries] == [orjson.dumps(r).decode() for r in records]
-    assert entries[0][1].startswith('{"eventVersion":"1.08","userIdentity":{"type":"AWSService"')
-    assert '"eventName":"AssumeRole"' in entries[0][1] and "\n" not in entries[0][1]
-    assert '"eventName":"BatchGetImage"' in entries[-1][1]
-    assert entries[-1][1].endswith('"vpcEndpointId":"vpce-0ebef659b2671eea7","eventCategory":"Management"}')
-    assert [ts for ts, _ in entries] == [utc_ns(2023, 5, 19, 7, 44, 30), utc_ns(2023, 5, 19, 7, 44, 34)]
+    assert entries[0][1].startswith('{"eventVersion":"1.09","userIdentity":{"type":"IAMUser"')
+    assert '"eventName":"CreateBucket"' in entries[0][1] and "\n" not in entries[0][1]
+    assert '"eventName":"AssumeRole"' in entries[1][1]
+    assert '"eventName":"DescribeInstances"' in entries[-1][1]
+    assert entries[-1][1].endswith('"recipientAccountId":"210987654321","eventCategory":"Management"}')
+    assert [ts for ts, _ in entries] == [
+        utc_ns(2025, 3, 14, 8, 59, 12),
+        utc_ns(2025, 3, 14, 9, 1, 40),
+        utc_ns(2025, 3, 14, 9, 3, 5, 250_000_000),
+    ]
     assert stats.ts_fallback == 0
 
 
 def test_cloudtrail_errors_and_limits() -> None:
     obj = classify("b", CLOUDTRAIL_KEY)
     with pytest.raises(ObjectTooLarge, match="larger than 1000 bytes"):
-        read_all(obj, fixture_bytes("cloudtrail-log-file.json.gz"), max_bytes=1000)
+        read_all(obj, fixture_bytes("cloudtrail"), max_bytes=1000)
     with pytest.raises(S3LogError, match="not JSON"):
         read_all(obj, gzip.compress(b'{"Records": ['))
     with pytest.raises(S3LogError, match="Records"):
         read_all(obj, b'{"records": []}')
-    entries, stats = read_all(obj, b'{"Records": [{"eventTime": "bad"}, {"eventTime": "2023-05-19T07:44:30.5Z"}, 3]}')
+    entries, stats = read_all(obj, b'{"Records": [{"eventTime": "bad"}, {"eventTime": "2025-03-14T09:01:40.5Z"}, 3]}')
     assert entries == [
         (RECEIVE_NS, '{"eventTime":"bad"}'),
-        (utc_ns(2023, 5, 19, 7, 44, 30, 500_000_000), '{"eventTime":"2023-05-19T07:44:30.5Z"}'),
+        (utc_ns(2025, 3, 14, 9, 1, 40, 500_000_000), '{"eventTime":"2025-03-14T09:01:40.5Z"}'),
         (RECEIVE_NS, "3"),
     ]
     assert stats.ts_fallback == 2
-    body = io.BytesIO(fixture_bytes("cloudtrail-log-file.json.gz"))
+    body = io.BytesIO(fixture_bytes("cloudtrail"))
     chunks = list(read_entries(obj, body, RECEIVE_NS, chunk_lines=1))
-    assert [len(c) for c in chunks] == [1, 1]
+    assert [len(c) for c in chunks] == [1, 1, 1]
 
 
 def test_cloudfront_skips_headers_and_reads_last_line_without_newline() -> None:
-    text = fixture_text("cloudfront.log.gz")
+    text = fixture_text("cloudfront")
     assert not text.endswith("\n")
-    entries, stats = read_all(classify("b", CLOUDFRONT_KEY), fixture_bytes("cloudfront.log.gz"))
+    entries, stats = read_all(classify("b", CLOUDFRONT_KEY), fixture_bytes("cloudfront"))
     lines = text.splitlines()
     assert lines[0].startswith("#Version") and lines[1].startswith("#Fields")
     check_lines(entries, lines[2:])
-    assert len(entries) == 2
-    assert entries[0][1].startswith("2023-04-26\t07:25:11\tABC11-C1\t122254\t13.231.15.129\tGET\t")
-    assert entries[-1][1].startswith("2023-04-26\t07:25:11\tABC11-C1\t27113\t")
+    assert len(entries) == 3
+    assert entries[0][1].startswith("2025-03-14\t09:12:30\tCDG52-P3\t48211\t198.51.100.24\tGET\t")
+    assert entries[-1][1].startswith("2025-03-14\t09:13:02\tFRA56-P1\t1024\t")
     assert entries[-1][1] == lines[-1]
-    assert [ts for ts, _ in entries] == [utc_ns(2023, 4, 26, 7, 25, 11)] * 2
+    assert [ts for ts, _ in entries] == [
+        utc_ns(2025, 3, 14, 9, 12, 30),
+        utc_ns(2025, 3, 14, 9, 12, 31),
+        utc_ns(2025, 3, 14, 9, 13, 2),
+    ]
     assert stats.skipped == 2 and stats.ts_fallback == 0
 
 
 def test_waf_epoch_ms() -> None:
-    entries, stats = read_all(classify("b", WAF_KEY), fixture_bytes("waflog.log.gz"))
-    check_lines(entries, fixture_text("waflog.log.gz").splitlines())
-    assert len(entries) == 1
-    assert entries[0][1].startswith('{"timestamp":1693457862729,"formatVersion":1,"webaclId":"arn:aws:wafv2:')
-    assert entries[0][0] == 1_693_457_862_729_000_000 == utc_ns(2023, 8, 31, 4, 57, 42, 729_000_000)
+    entries, stats = read_all(classify("b", WAF_KEY), fixture_bytes("waf"))
+    check_lines(entries, fixture_text("waf").splitlines())
+    assert len(entries) == 2
+    assert entries[0][1].startswith('{"timestamp":1741943590412,"formatVersion":1,"webaclId":"arn:aws:wafv2:')
+    assert entries[0][0] == 1_741_943_590_412_000_000 == utc_ns(2025, 3, 14, 9, 13, 10, 412_000_000)
+    assert entries[1][0] == utc_ns(2025, 3, 14, 9, 13, 14, 7_000_000)
     assert stats.ts_fallback == 0
 
 
 def test_msk_log4j_time_and_crlf() -> None:
-    raw = fixture_text("msklog.log.gz")
+    raw = fixture_text("msk")
     assert "\r\n" in raw and not raw.endswith("\n")
-    entries, stats = read_all(classify("b", MSK_KEY), fixture_bytes("msklog.log.gz"))
+    entries, stats = read_all(classify("b", MSK_KEY), fixture_bytes("msk"))
     assert entries == [
-        (utc_ns(2025, 7, 4, 11, 57, 55, 836_000_000), "[2025-07-04 11:57:55,836] INFO AdminClientConfig values:"),
         (
-            utc_ns(2025, 7, 4, 11, 57, 55, 839_000_000),
-            "[2025-07-04 11:57:55,839] INFO Kafka version: 4.0.0 (org.apache.kafka.common.utils.AppInfoParser)",
+            utc_ns(2025, 3, 14, 9, 20, 1, 17_000_000),
+            "[2025-03-14 09:20:01,017] INFO [GroupCoordinator 2]: Preparing to rebalance group orders-consumers "
+            "(kafka.coordinator.group.GroupCoordinator)",
+        ),
+        (
+            utc_ns(2025, 3, 14, 9, 20, 1, 233_000_000),
+            "[2025-03-14 09:20:01,233] INFO [Partition orders-7 broker=2] Log loaded for partition orders-7 with "
+            "initial high watermark 88231 (kafka.cluster.Partition)",
+        ),
+        (
+            utc_ns(2025, 3, 14, 9, 20, 4, 902_000_000),
+            "[2025-03-14 09:20:04,902] WARN [ReplicaFetcher replicaId=2, leaderId=1, fetcherId=0] Connection to "
+            "node 1 was disconnected (org.apache.kafka.clients.NetworkClient)",
         ),
     ]
     assert stats.ts_fallback == 0
 
 
 def test_s3_access_log_plain_and_gzip() -> None:
-    data = fixture_bytes("s3accesslog.log")
+    data = fixture_bytes("s3_access")
     assert data[:2] != b"\x1f\x8b"
     obj = classify("b", S3_ACCESS_KEY)
     entries, stats = read_all(obj, data)
-    assert len(entries) == 1
-    assert entries[0][1] == data.decode().rstrip("\n")
+    assert len(entries) == 2
+    assert [line for _, line in entries] == data.decode().splitlines()
     assert entries[0][1].startswith(
-        "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be amzn-s3-demo-bucket1 "
-        "[06/Feb/2019:00:00:38 +0000] "
+        "8d1f7a3c5e9b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c3e5b7d9f2a4c6e8b0d1f relay-test-assets "
+        "[14/Mar/2025:09:31:07 +0000] "
     )
-    assert entries[0][1].endswith("arn:aws:s3:us-west-1:123456789012:accesspoint/example-AP Yes")
-    assert entries[0][0] == utc_ns(2019, 2, 6, 0, 0, 38)
+    assert entries[-1][1].endswith("relay-test-assets.s3.eu-west-3.amazonaws.com - - -")
+    assert [ts for ts, _ in entries] == [utc_ns(2025, 3, 14, 9, 31, 7), utc_ns(2025, 3, 14, 9, 31, 9)]
     assert read_all(obj, gzip.compress(data))[0] == entries
     assert stats.bytes == len(data)
 
@@ -375,16 +377,33 @@ def test_guardduty_updated_at() -> None:
     assert stats.ts_fallback == 2
 
 
+def test_guardduty_payload() -> None:
+    entries, stats = read_all(classify("b", GUARDDUTY_KEY), fixture_bytes("guardduty"))
+    check_lines(entries, fixture_text("guardduty").splitlines())  # delivered JSON lines stay as they are
+    assert [orjson.loads(line)["type"] for _, line in entries] == [
+        "Recon:EC2/PortProbeUnprotectedPort",
+        "UnauthorizedAccess:EC2/SSHBruteForce",
+        "CryptoCurrency:EC2/BitcoinTool.B!DNS",
+    ]
+    assert [ts for ts, _ in entries] == [
+        utc_ns(2025, 3, 14, 9, 40, 12, 345_000_000),
+        utc_ns(2025, 3, 14, 9, 41),
+        utc_ns(2025, 3, 14, 9, 42, 30, 500_000_000),
+    ]
+    assert stats.ts_fallback == 0
+
+
 @pytest.mark.parametrize(
     ("name", "key"),
     [
-        ("albaccesslog.log.gz", ALB_KEY),
-        ("nlbaccesslog.log.gz", NLB_KEY),
-        ("vpcflowlog.log.gz", VPC_KEY),
-        ("cloudtrail-log-file.json.gz", CLOUDTRAIL_KEY),
-        ("cloudfront.log.gz", CLOUDFRONT_KEY),
-        ("waflog.log.gz", WAF_KEY),
-        ("msklog.log.gz", MSK_KEY),
+        ("alb", ALB_KEY),
+        ("nlb", NLB_KEY),
+        ("vpc", VPC_KEY),
+        ("cloudtrail", CLOUDTRAIL_KEY),
+        ("cloudfront", CLOUDFRONT_KEY),
+        ("waf", WAF_KEY),
+        ("msk", MSK_KEY),
+        ("guardduty", GUARDDUTY_KEY),
     ],
 )
 def test_plain_and_gzip_give_the_same_entries(name: str, key: str) -> None:
@@ -403,11 +422,17 @@ def test_plain_and_gzip_give_the_same_entries(name: str, key: str) -> None:
 
 
 def test_unknown_key_is_ingested_with_receive_time() -> None:
-    obj = classify("sourcebucket", "Happy Face.jpg")
-    assert obj.labels == {"__aws_log_type": "s3", "__aws_s3_bucket": "sourcebucket", "__aws_s3_key": "Happy Face.jpg"}
+    key = KEYS["unknown"]
+    obj = classify("relay-test-uploads", key)
+    assert obj.labels == {"__aws_log_type": "s3", "__aws_s3_bucket": "relay-test-uploads", "__aws_s3_key": key}
     entries, stats = read_all(obj, gzip.compress(b"one\r\ntwo\n\nthree"))
     assert entries == [(RECEIVE_NS, "one"), (RECEIVE_NS, "two"), (RECEIVE_NS, "three")]
     assert stats.ts_fallback == 0 and stats.skipped == 1
+    # our payload: CR LF, a blank line and no final newline
+    entries, stats = read_all(obj, fixture_bytes("unknown"))
+    assert entries == [(RECEIVE_NS, "exported at the end of the day"), (RECEIVE_NS, "rows: 1288"),
+                       (RECEIVE_NS, "status: complete")]
+    assert stats.skipped == 1
 
 
 def test_unparseable_timestamp_falls_back_and_is_counted() -> None:
@@ -566,19 +591,22 @@ def s3_client() -> Iterator[Any]:
 @pytest.mark.parametrize(
     ("name", "key", "count"),
     [
-        ("albaccesslog.log.gz", ALB_KEY, 2),
-        ("vpcflowlog.log.gz", VPC_KEY, 3),
-        ("cloudtrail-log-file.json.gz", CLOUDTRAIL_KEY, 2),
-        ("cloudfront.log.gz", CLOUDFRONT_KEY, 2),
-        ("msklog.log.gz", MSK_KEY, 2),
-        ("s3accesslog.log", S3_ACCESS_KEY, 1),
+        ("alb", ALB_KEY, 3),
+        ("nlb", NLB_KEY, 2),
+        ("vpc", VPC_KEY, 3),
+        ("cloudtrail", CLOUDTRAIL_KEY, 3),
+        ("cloudfront", CLOUDFRONT_KEY, 3),
+        ("waf", WAF_KEY, 2),
+        ("msk", MSK_KEY, 3),
+        ("s3_access", S3_ACCESS_KEY, 2),
+        ("guardduty", GUARDDUTY_KEY, 3),
     ],
 )
 def test_open_object_from_s3(s3_client: Any, name: str, key: str, count: int) -> None:
     data = fixture_bytes(name)
     s3_client.put_object(Bucket="logs", Key=key, Body=data)
     body = open_object(s3_client, "logs", key)
-    assert body.read() == (gzip.decompress(data) if name.endswith(".gz") else data)
+    assert body.read() == (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
     obj = classify("logs", key)
     stats = S3Stats()
     entries = [e for c in read_entries(obj, open_object(s3_client, "logs", key), RECEIVE_NS, stats=stats) for e in c]
@@ -592,7 +620,7 @@ def test_open_object_from_s3(s3_client: Any, name: str, key: str, count: int) ->
 def test_open_object_streams_a_big_object(s3_client: Any) -> None:
     record = b"2 1 eni-1 10.0.0.1 10.0.0.2 1 2 6 1 40 %d %d ACCEPT OK\n"
     data = b"".join(record % (1669842701 + i, 1669842702 + i) for i in range(50_000))
-    key = VPC_KEY.replace("fl-1234abcd", "fl-big")
+    key = VPC_KEY.replace("fl-0e1d2c3b4a5f6e7d8", "fl-big")
     s3_client.put_object(Bucket="logs", Key=key, Body=gzip.compress(data))
     chunks = list(read_entries(classify("logs", key), open_object(s3_client, "logs", key), RECEIVE_NS))
     assert [len(c) for c in chunks][:3] == [1000, 1000, 1000]
