@@ -313,3 +313,25 @@ def test_aws_timestamp_beyond_int64_falls_back_to_now() -> None:
     (entry,) = stream.entries.entries
     assert entry.line == "plain text"
     assert entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos >= before
+
+
+def test_kinesis_arrival_time_beyond_int64_falls_back_to_now() -> None:
+    # An atheris find (it was crash-d88f462b... at the repository root): a Kinesis record whose
+    # approximateArrivalTimestamp, in seconds, is beyond int64 once in nanoseconds. Integer seconds take
+    # another branch than the SQS SentTimestamp above; the entry must get the current time, not raise.
+    from relay.sources.lambda_events import KINESIS, parse_event
+
+    raw = (
+        b'{\n\t"Records": [\n\t\t{\n\t\t"kinesis": {"partitionKey": "s1",\n'
+        b'\t\t\t"sequencmaVersion": "Objectr Cea44444444444444444444444",\n'
+        b'\t\t\t"data": "mSGVsbG8gV29ybGQ=",\n'
+        b'\t\t"approximateArrivalTimestamp": 14808444444444444477}\n\t\t,\n'
+        b'\t\t"eventSource": "aws:kinesis",\n\t\t"eventVName": "aws:Yc1ream+tream"\n\t\t}\n\t]\n}'
+    )
+    before = time.time_ns()
+    parsed = parse_event(orjson.loads(raw), receive_ns=before)
+    after = time.time_ns()
+    assert parsed.kind == KINESIS
+    (stream,) = parsed.streams
+    (entry,) = stream.entries.entries
+    assert before <= entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos <= after
