@@ -32,7 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from loki_receiver import Receiver  # noqa: E402
+from tests.loki_receiver import Receiver  # noqa: E402
 
 CHILD = r"""
 import json, sys, time

@@ -30,9 +30,9 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from conftest import free_port  # noqa: E402
-from loki_receiver import Receiver, encode_push  # noqa: E402
+sys.path.insert(0, str(ROOT))  # the tests package: the Loki stand-in
+from tests.conftest import free_port  # noqa: E402
+from tests.loki_receiver import Receiver, encode_push  # noqa: E402
 
 LINES = 50
 PAD = "x" * 400

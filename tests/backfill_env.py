@@ -12,8 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import ROOT, free_port
 from moto.server import ThreadedMotoServer
+
+from tests.conftest import ROOT, free_port
 
 
 class Moto:

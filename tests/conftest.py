@@ -16,16 +16,15 @@ import httpx
 import pytest
 import yaml
 
+from tests.loki_receiver import Receiver
+
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-sys.path.insert(0, str(TESTS))
-
 # The real AWS payloads beside the repository (../shared/fixtures) are an extra cross-check: its module is
 # collected only where that folder exists (CI has it); a clone alone runs on tests/payloads.
 SHARED_FIXTURES = Path(os.environ.get("RELAY_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures"))
 collect_ignore = [] if SHARED_FIXTURES.is_dir() else ["test_shared_fixtures.py"]
 
-from loki_receiver import Receiver  # noqa: E402
 
 
 def free_port() -> int:

@@ -24,8 +24,8 @@ import boto3
 import pytest
 import yaml
 
-from conftest import ROOT
 from relay.config import ServerConfig
+from tests.conftest import ROOT
 
 CFN = ROOT / "deploy" / "aws" / "cloudformation"
 REGION = "us-east-1"

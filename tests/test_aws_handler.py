@@ -9,9 +9,15 @@ from typing import Any
 import boto3
 import orjson
 import pytest
-from loki_receiver import Receiver
-from payloads import ACCOUNT, load
-from test_aws_lambda import (  # noqa: F401  (fixtures)
+
+from relay.aws import lambda_handler
+from relay.aws import settings as aws_lambda
+from relay.aws.lambda_handler import LokiError, SettingsError, load_settings
+from relay.config import ConfigError, parse_config
+from relay.sources.http import aws_lambda as aws_lambda_http
+from tests.loki_receiver import Receiver
+from tests.payloads import ACCOUNT, load
+from tests.test_aws_lambda import (  # noqa: F401  (fixtures)
     AWS_ENV,
     KEYS,
     OBJECTS,
@@ -22,12 +28,6 @@ from test_aws_lambda import (  # noqa: F401  (fixtures)
     s3_event,
     sqs_event,
 )
-
-from relay.aws import lambda_handler
-from relay.aws.lambda_handler import LokiError, SettingsError, load_settings
-from relay.config import ConfigError, parse_config
-from relay.aws import settings as aws_lambda
-from relay.sources.http import aws_lambda as aws_lambda_http
 
 
 class Context:

@@ -16,13 +16,13 @@ import boto3
 import httpx
 import orjson
 import pytest
-import payloads
-from conftest import RelayProcess, free_port
-from loki_receiver import Receiver
-from payloads import ACCOUNT, load, s3_object
 
 from relay.aws import s3logs
 from relay.times import iso_ns
+from tests import payloads
+from tests.conftest import RelayProcess, free_port
+from tests.loki_receiver import Receiver
+from tests.payloads import ACCOUNT, load, s3_object
 
 BUCKET = "logs"
 REGION = "us-east-1"

@@ -22,9 +22,9 @@ from typing import Any
 
 import boto3
 import pytest
-from loki_receiver import Receiver
 
-from conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port
+from tests.loki_receiver import Receiver
 
 BUILD = ROOT / "deploy" / "aws" / "lambda" / "build.py"
 RUNNER = Path(__file__).parent / "lambda_zip" / "run_events.py"

@@ -14,8 +14,8 @@ from typing import Any
 import hcl2
 import pytest
 
-from conftest import ROOT
 from relay.config import ServerConfig
+from tests.conftest import ROOT
 
 TF = ROOT / "deploy" / "aws" / "terraform"
 MODULES = [TF, TF / "relay-ecs"]

@@ -10,12 +10,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import backfill_samples as bs
 import orjson
 import pytest
-from backfill_env import Moto, backfill_cmd, client_config, env, moto, run_backfill  # noqa: F401  (fixture)
-from conftest import ROOT
-from loki_receiver import Receiver
+
+from tests import backfill_samples as bs
+from tests.backfill_env import Moto, backfill_cmd, client_config, env, moto, run_backfill  # noqa: F401  (fixture)
+from tests.conftest import ROOT
+from tests.loki_receiver import Receiver
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from backfill_env import Moto, client_config, moto, run_backfill  # noqa: F401  (fixture)
-from loki_receiver import Receiver
+
+from tests.backfill_env import Moto, client_config, moto, run_backfill  # noqa: F401  (fixture)
+from tests.loki_receiver import Receiver
 
 HOUR_MS = 3600 * 1000
 
@@ -26,10 +27,10 @@ def _group(moto: Moto, name: str, streams: dict[str, list[tuple[int, str]]]) -> 
 
 def _subscription_labels(group: str, stream: str, owner: str, keep_stream: bool) -> str:
     """The labels the relay gives the same events delivered by a subscription (aws_lambda job)."""
+    from relay.aws.events import parse_event
+    from relay.aws.settings import DEFAULT_RULES
     from relay.config import JobConfig, LimitsConfig, ServerConfig
     from relay.pipeline import Processor
-    from relay.aws.settings import DEFAULT_RULES
-    from relay.aws.events import parse_event
 
     payload = {"messageType": "DATA_MESSAGE", "owner": owner, "logGroup": group, "logStream": stream,
                "subscriptionFilters": ["f"], "logEvents": [{"id": "1", "timestamp": 1, "message": "m"}]}

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port
-from loki_receiver import Receiver, encode_push
-from test_faults import Pusher, fault_config, wait_lines
 
 from relay.config import ConfigError, parse_config
+from tests.conftest import free_port
+from tests.loki_receiver import Receiver, encode_push
+from tests.test_faults import Pusher, fault_config, wait_lines
 
 
 def limited(url: str, port: int, **limits: str) -> dict:

@@ -16,9 +16,8 @@ import orjson
 import pytest
 import yaml
 
-from conftest import ROOT, free_port, push_config
-
 import relay
+from tests.conftest import ROOT, free_port, push_config
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> subprocess.CompletedProcess[str]:
@@ -236,7 +235,7 @@ def test_client_url_and_tenant_id_flags(receiver: Any, start_relay: Any) -> None
 
 
 def test_client_url_flag_adds_a_client_to_the_file_ones(start_relay: Any) -> None:
-    from loki_receiver import Receiver
+    from tests.loki_receiver import Receiver
 
     with Receiver.start() as a, Receiver.start() as b:
         port = free_port()

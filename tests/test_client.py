@@ -18,8 +18,11 @@ import orjson
 import pytest
 import snappy
 
-from conftest import free_port
-from loki_receiver import Receiver, _proto
+from tests.conftest import free_port
+from tests.inproc import InProcessRelay, Loki
+from tests.loki_receiver import Receiver, _proto
+
+LOKI = "http://loki.invalid/loki/api/v1/push"  # in-process tests: the client sends to tests.inproc.Loki
 
 
 def jpush(port: int, labels: dict[str, str], lines: list[str], *, tenant: str | None = None) -> httpx.Response:
@@ -41,6 +44,33 @@ def config(port: int, *clients: dict[str, Any], **job: Any) -> dict[str, Any]:
         "scrape_configs": [{"job_name": "push", "loki_push_api": {
             "server": {"http_listen_address": "127.0.0.1", "http_listen_port": port}, **job}}],
     }
+
+
+def ipush(relay: InProcessRelay, labels: dict[str, str], lines: list[str], *, tenant: str | None = None
+          ) -> httpx.Response:
+    now = time.time_ns()
+    doc = {"streams": [{"stream": labels, "values": [[str(now + i), ln] for i, ln in enumerate(lines)]}]}
+    headers = {"Content-Type": "application/json", **({"X-Scope-OrgID": tenant} if tenant is not None else {})}
+    return relay.post("push", "/loki/api/v1/push", orjson.dumps(doc), headers)
+
+
+@pytest.fixture
+def loki() -> Loki:
+    return Loki()
+
+
+@pytest.fixture
+def inproc(loki: Loki) -> Iterator[Any]:
+    """inproc(**client) -> the relay in-process with one push job and one client sending to `loki`."""
+    made: list[InProcessRelay] = []
+
+    def make(**kw: Any) -> InProcessRelay:
+        made.append(InProcessRelay(config(0, client(LOKI, **kw)), loki))
+        return made[-1]
+
+    yield make
+    for relay in made:
+        relay.close()
 
 
 def eventually(check: Any, timeout: float = 5.0) -> None:
@@ -186,32 +216,32 @@ def test_bearer_token_and_file_and_custom_headers(recorder: Recorder, start_rela
     assert "x-custom-one" not in by_tenant["tb"]
 
 
-def test_tenant_id_and_external_labels(receiver: Receiver, start_relay: Any) -> None:
-    port = free_port()
-    start_relay(config(port, client(receiver.url, tenant_id="acme", external_labels={"cluster": "c1", "app": "ext"})))
-    assert jpush(port, {"app": "own"}, ["with own app"]).status_code == 204
-    assert jpush(port, {"job": "j"}, ["without app"]).status_code == 204
+def test_tenant_id_and_external_labels(loki: Loki, inproc: Any) -> None:
+    receiver = loki
+    rel = inproc(tenant_id="acme", external_labels={"cluster": "c1", "app": "ext"})
+    assert ipush(rel, {"app": "own"}, ["with own app"]).status_code == 204
+    assert ipush(rel, {"job": "j"}, ["without app"]).status_code == 204
     got = {e["line"]: (e["tenant"], e["labels"]) for e in receiver.wait_for(2, tenant="acme")}
     assert got == {
         "with own app": ("acme", {"app": "own", "cluster": "c1"}),
         "without app": ("acme", {"app": "ext", "cluster": "c1", "job": "j"}),
     }
-    assert {r["headers"]["x-scope-orgid"] for r in receiver.requests()} == {"acme"}
+    assert {r["tenant"] for r in receiver.requests()} == {"acme"}  # the X-Scope-OrgID sent
     # A push's X-Scope-OrgID beats the client's tenant_id.
-    assert jpush(port, {"app": "own"}, ["other tenant"], tenant="other").status_code == 204
+    assert ipush(rel, {"app": "own"}, ["other tenant"], tenant="other").status_code == 204
     assert [e["line"] for e in receiver.wait_for(1, tenant="other")] == ["other tenant"]
 
 
 # ---- retries and drops -----------------------------------------------------------------------
 
 
-def test_retries_on_429_and_500_then_success(receiver: Receiver, start_relay: Any) -> None:
-    port = free_port()
-    rel = start_relay(config(port, client(receiver.url, name="main")))
+def test_retries_on_429_and_500_then_success(loki: Loki, inproc: Any) -> None:
+    receiver = loki
+    rel = inproc(name="main")
     receiver.fail(429, 1)
     receiver.fail(500, 1)
     receiver.fail(503, 1, retry_after=0)
-    assert jpush(port, {"app": "r"}, ["a", "b", "c"]).status_code == 204
+    assert ipush(rel, {"app": "r"}, ["a", "b", "c"]).status_code == 204
     entries = receiver.wait_for(3, timeout=10)
     assert [e["line"] for e in entries] == ["a", "b", "c"]
     assert [r["status"] for r in receiver.requests()] == [429, 500, 503, 204]
@@ -234,40 +264,39 @@ def test_retries_on_connection_error(start_relay: Any) -> None:
     assert rel.metric("loki_relay_send_errors_total", client="main", status="error") >= 2
 
 
-def test_400_drops_the_batch_and_later_batches_go_through(receiver: Receiver, start_relay: Any) -> None:
-    port = free_port()
-    rel = start_relay(config(port, client(receiver.url, name="main")))
+def test_400_drops_the_batch_and_later_batches_go_through(loki: Loki, inproc: Any) -> None:
+    receiver = loki
+    rel = inproc(name="main")
     receiver.fail(400, 1)
-    assert jpush(port, {"app": "x"}, ["refused 1", "refused 2"]).status_code == 204
+    assert ipush(rel, {"app": "x"}, ["refused 1", "refused 2"]).status_code == 204
     eventually(lambda: rel.metric("loki_relay_dropped_entries_total", reason="ingester_error", client="main") == 2)
-    assert jpush(port, {"app": "x"}, ["later"]).status_code == 204
+    assert ipush(rel, {"app": "x"}, ["later"]).status_code == 204
     assert [e["line"] for e in receiver.wait_for(1)] == ["later"]
     assert [r["status"] for r in receiver.requests()] == [400, 204]
     assert rel.metric("loki_relay_batch_retries_total", client="main") == 0
     assert rel.metric("loki_relay_dropped_bytes_total", reason="ingester_error", client="main") > 0
 
 
-def test_max_retries_exhausted_drops(receiver: Receiver, start_relay: Any) -> None:
-    port = free_port()
-    rel = start_relay(config(port, client(receiver.url, name="main", backoff_config={
-        "min_period": "20ms", "max_period": "50ms", "max_retries": 2})))
+def test_max_retries_exhausted_drops(loki: Loki, inproc: Any) -> None:
+    receiver = loki
+    rel = inproc(name="main", backoff_config={"min_period": "20ms", "max_period": "50ms", "max_retries": 2})
     receiver.fail(500, 3)
-    assert jpush(port, {"app": "x"}, ["gone"]).status_code == 204
+    assert ipush(rel, {"app": "x"}, ["gone"]).status_code == 204
     eventually(lambda: rel.metric("loki_relay_dropped_entries_total", reason="ingester_error", client="main") == 1)
     assert rel.metric("loki_relay_batch_retries_total", client="main") == 2
     assert [r["status"] for r in receiver.requests()] == [500, 500, 500]
-    assert jpush(port, {"app": "x"}, ["next"]).status_code == 204
+    assert ipush(rel, {"app": "x"}, ["next"]).status_code == 204
     assert [e["line"] for e in receiver.wait_for(1)] == ["next"]
 
 
-def test_drop_rate_limited_batches(receiver: Receiver, start_relay: Any) -> None:
-    port = free_port()
-    rel = start_relay(config(port, client(receiver.url, name="main", drop_rate_limited_batches=True)))
+def test_drop_rate_limited_batches(loki: Loki, inproc: Any) -> None:
+    receiver = loki
+    rel = inproc(name="main", drop_rate_limited_batches=True)
     receiver.fail(429, 1)
-    assert jpush(port, {"app": "x"}, ["limited 1", "limited 2"]).status_code == 204
+    assert ipush(rel, {"app": "x"}, ["limited 1", "limited 2"]).status_code == 204
     eventually(lambda: rel.metric("loki_relay_dropped_entries_total", reason="rate_limited", client="main") == 2)
     assert rel.metric("loki_relay_batch_retries_total", client="main") == 0
-    assert jpush(port, {"app": "x"}, ["after"]).status_code == 204
+    assert ipush(rel, {"app": "x"}, ["after"]).status_code == 204
     assert [e["line"] for e in receiver.wait_for(1)] == ["after"]
     assert [r["status"] for r in receiver.requests()] == [429, 204]
 
@@ -275,16 +304,31 @@ def test_drop_rate_limited_batches(receiver: Receiver, start_relay: Any) -> None
 # ---- isolation ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fault", ["hang", "500"])
-def test_a_failing_tenant_does_not_block_another(receiver: Receiver, start_relay: Any, fault: str) -> None:
+def test_a_retrying_tenant_does_not_block_another(loki: Loki, inproc: Any) -> None:
+    receiver = loki
+    rel = inproc(name="main", timeout="30s", backoff_config={"min_period": "50ms", "max_period": "100ms",
+                                                             "max_retries": 1000})
+    receiver.fail(500, None, tenant="slow")
+    assert ipush(rel, {"app": "s"}, ["stuck"], tenant="slow").status_code == 204
+    time.sleep(0.3)  # the slow tenant's batch is now retrying
+    t0 = time.monotonic()
+    for i in range(3):
+        r = ipush(rel, {"app": "f"}, [f"fast {i}"], tenant="fast")
+        assert r.status_code == 204
+        assert [e["line"] for e in receiver.wait_for(i + 1, tenant="fast", timeout=3)][-1] == f"fast {i}"
+    assert time.monotonic() - t0 < 3
+    assert receiver.entries(tenant="slow") == []
+    assert rel.metric("loki_relay_buffered_entries", client="main") == 1
+    receiver.clear_faults()
+    assert [e["line"] for e in receiver.wait_for(1, tenant="slow", timeout=10)] == ["stuck"]
+
+
+def test_a_hanging_tenant_does_not_block_another(receiver: Receiver, start_relay: Any) -> None:
     port = free_port()
     rel = start_relay(config(port, client(receiver.url, name="main", timeout="30s",
                                           backoff_config={"min_period": "50ms", "max_period": "100ms",
                                                           "max_retries": 1000})))
-    if fault == "hang":
-        receiver.hang(tenant="slow")
-    else:
-        receiver.fail(500, None, tenant="slow")
+    receiver.hang(tenant="slow")  # a real connection that never answers
     assert jpush(port, {"app": "s"}, ["stuck"], tenant="slow").status_code == 204
     time.sleep(0.3)  # the slow tenant's batch is now in flight / retrying
     t0 = time.monotonic()
@@ -297,6 +341,24 @@ def test_a_failing_tenant_does_not_block_another(receiver: Receiver, start_relay
     assert rel.metric("loki_relay_buffered_entries", client="main") == 1
     receiver.clear_faults()
     assert [e["line"] for e in receiver.wait_for(1, tenant="slow", timeout=10)] == ["stuck"]
+
+
+def test_fanout_every_client_gets_every_entry(loki: Loki) -> None:
+    """Two clients: each gets its own copy of every entry, with its own external labels and tenant."""
+    cfg = config(0, client(LOKI, name="a", external_labels={"via": "a"}),
+                 client(LOKI, name="b", tenant_id="tb", external_labels={"via": "b"}))
+    rel = InProcessRelay(cfg, loki)
+    try:
+        assert ipush(rel, {"app": "f"}, ["one", "two", "three"]).status_code == 204
+        got = loki.wait_for(6)
+        assert sorted((e["labels"]["via"], e["tenant"], e["line"]) for e in got) == sorted(
+            [("a", "", line) for line in ("one", "two", "three")]
+            + [("b", "tb", line) for line in ("one", "two", "three")]
+        )
+        eventually(lambda: rel.metric("loki_relay_sent_entries_total", client="b") == 3)
+        assert rel.metric("loki_relay_sent_entries_total", client="a") == 3
+    finally:
+        rel.close()
 
 
 def test_a_hanging_client_does_not_block_another(receiver: Receiver, start_relay: Any) -> None:

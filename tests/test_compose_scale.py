@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import ROOT
+
+from tests.conftest import ROOT
 
 BASE = ROOT / "docker-compose.yml"
 SCALE = ROOT / "docker-compose.scale.yml"

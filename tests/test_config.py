@@ -1,4 +1,5 @@
-"""Issue 2, item 3: Promtail's YAML as the config; lambda-promtail's documented configs run unchanged."""
+"""Promtail's YAML as the config; lambda-promtail's documented configs run unchanged. In-process where the
+point is the config (tests/inproc.py); a process where it is the CLI: -check-syntax, exit codes, a file."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,11 @@ import orjson
 import pytest
 import yaml
 
-from conftest import ROOT, free_port, push_config
+from relay.config import ConfigError, parse_config
+from tests.conftest import ROOT, free_port, push_config
+from tests.inproc import InProcessRelay, Loki
+
+LOKI = "http://loki.invalid/loki/api/v1/push"  # in-process tests: the client sends to tests.inproc.Loki
 
 # The two Promtail configs from the lambda-promtail docs, verbatim except for addresses and ports
 # ({loki}, {server}, {push}, {grpc}), which the test fills in.
@@ -87,6 +93,32 @@ def jpush(port: int, streams: list[tuple[dict[str, str], list[str]]]) -> httpx.R
                       headers={"Content-Type": "application/json"}, timeout=10)
 
 
+def ipush(relay: InProcessRelay, streams: list[tuple[dict[str, str], list[str]]], job: str = "push") -> httpx.Response:
+    now = time.time_ns()
+    doc = {"streams": [{"stream": lab, "values": [[str(now + i), ln] for i, ln in enumerate(lines)]}
+                       for lab, lines in streams]}
+    return relay.post(job, "/loki/api/v1/push", orjson.dumps(doc), {"Content-Type": "application/json"})
+
+
+@pytest.fixture
+def inproc() -> Iterator[Any]:
+    """inproc(config) -> (the relay in-process, its Loki)."""
+    made: list[InProcessRelay] = []
+
+    def make(config: dict[str, Any]) -> tuple[InProcessRelay, Loki]:
+        loki = Loki()
+        made.append(InProcessRelay(config, loki))
+        return made[-1], loki
+
+    yield make
+    for relay in made:
+        relay.close()
+
+
+def doc_config(template: str) -> dict[str, Any]:
+    return yaml.safe_load(template.format(loki=LOKI, server=9080, push=3500, grpc=3600))
+
+
 def start_doc_config(tmp: Path, template: str, receiver: Any, start_relay: Any) -> tuple[Any, int]:
     """Server port stays the doc's 9080 in the file: conftest's -server.http-listen-port flag moves it."""
     push = free_port()
@@ -118,10 +150,10 @@ def test_lambda_promtail_doc_config_with_scrape_level_relabel(tmp_path: Path, re
         assert len([ln for ln in log.splitlines() if f"config key {key} has no effect" in ln]) == 1, (key, log)
 
 
-def test_lambda_promtail_doc_config_with_nested_relabel(tmp_path: Path, receiver: Any, start_relay: Any) -> None:
-    rel, push = start_doc_config(tmp_path, LAMBDA_DOC_NESTED, receiver, start_relay)
-    rel.wait_ready()
-    r = jpush(push, [({"__aws_cloudwatch_log_group": "/aws/lambda/fn", "__aws_log_type": "cloudwatch"}, ["hi"])])
+def test_lambda_promtail_doc_config_with_nested_relabel(inproc: Any) -> None:
+    rel, receiver = inproc(doc_config(LAMBDA_DOC_NESTED))
+    labels = {"__aws_cloudwatch_log_group": "/aws/lambda/fn", "__aws_log_type": "cloudwatch"}
+    r = ipush(rel, [(labels, ["hi"])], "push1")
     assert r.status_code == 204, r.text
     (e,) = receiver.wait_for(1, timeout=5)
     assert e["labels"] == {"log_group": "/aws/lambda/fn", "promtail": "lambda-promtail"}
@@ -177,15 +209,23 @@ def test_inert_promtail_keys_accepted_with_one_warning_each(receiver: Any, start
     (lambda c: c.update(limits_config={"max_line_sise": 10}), "limits_config.max_line_sise"),
     (lambda c: c["clients"][0].update(tls_config={"ca_fil": "x"}), "clients[0].tls_config.ca_fil"),
 ])
-def test_unknown_keys_refused_with_path(tmp_path: Path, mutate: Any, path: str) -> None:
+def test_unknown_keys_refused_with_path(mutate: Any, path: str) -> None:
     cfg = push_config("http://127.0.0.1:1/loki/api/v1/push", 3999)
     mutate(cfg)
+    with pytest.raises(ConfigError) as e:
+        parse_config(cfg)
+    assert f"{path}: unknown configuration key" in str(e.value)
+
+
+def test_unknown_key_stops_the_relay_with_exit_1(tmp_path: Path) -> None:
+    cfg = push_config("http://127.0.0.1:1/loki/api/v1/push", 3999)
+    cfg["clients"][0]["batch_wait"] = "1s"
     p = tmp_path / "c.yaml"
     p.write_text(yaml.safe_dump(cfg))
     r = subprocess.run([sys.executable, "-m", "relay", f"-config.file={p}"], cwd=ROOT, capture_output=True,
                        text=True, timeout=20)
     assert r.returncode == 1
-    assert f"{path}: unknown configuration key" in r.stderr, r.stderr
+    assert "clients[0].batch_wait: unknown configuration key" in r.stderr, r.stderr
 
 
 def test_config_example_yaml_passes_check_syntax() -> None:
@@ -215,21 +255,19 @@ def test_config_example_yaml_runs_as_is(tmp_path: Path, receiver: Any, start_rel
     assert rel.proc.poll() is None
 
 
-def test_deprecated_single_client_key(receiver: Any, start_relay: Any) -> None:
-    port = free_port()
-    cfg = push_config(receiver.url, port)
+def test_deprecated_single_client_key(inproc: Any) -> None:
+    cfg = push_config(LOKI, 0)
     cfg["client"] = cfg.pop("clients")[0]
-    start_relay(cfg)
-    assert jpush(port, [({"app": "a"}, ["single"])]).status_code == 204
+    rel, receiver = inproc(cfg)
+    assert ipush(rel, [({"app": "a"}, ["single"])]).status_code == 204
     assert [e["line"] for e in receiver.wait_for(1)] == ["single"]
 
 
-def test_limits_config_max_line_size_truncate(receiver: Any, start_relay: Any) -> None:
-    port = free_port()
-    cfg = push_config(receiver.url, port)
+def test_limits_config_max_line_size_truncate(inproc: Any) -> None:
+    cfg = push_config(LOKI, 0)
     cfg["limits_config"] = {"max_line_size": 10, "max_line_size_truncate": True}
-    start_relay(cfg)
-    assert jpush(port, [({"app": "a"}, ["0123456789abcdef", "short"])]).status_code == 204
+    rel, receiver = inproc(cfg)
+    assert ipush(rel, [({"app": "a"}, ["0123456789abcdef", "short"])]).status_code == 204
     assert [e["line"] for e in receiver.wait_for(2)] == ["0123456789", "short"]
 
 

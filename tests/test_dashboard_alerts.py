@@ -16,8 +16,9 @@ import httpx
 import orjson
 import pytest
 import yaml
-from conftest import ROOT, TESTS, free_port
-from loki_receiver import Receiver
+
+from tests.conftest import ROOT, TESTS, free_port
+from tests.loki_receiver import Receiver
 
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "loki-relay.json"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
@@ -79,7 +80,7 @@ def names_and_labels(expr: str) -> tuple[set[str], set[str]]:
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, set[str]]:
     """Sample name -> label names, scraped from a relay driven through every path the panels show."""
-    from conftest import RelayProcess
+    from tests.conftest import RelayProcess
 
     tmp = tmp_path_factory.mktemp("metrics")
     with Receiver.start() as receiver:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from conftest import ROOT
+from tests.conftest import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "docker-compose.yml"

@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import ROOT
+
+from tests.conftest import ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
 

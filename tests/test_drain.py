@@ -12,8 +12,9 @@ from typing import Any
 import httpx
 import orjson
 import yaml
-from conftest import ROOT, free_port
-from loki_receiver import Receiver
+
+from tests.conftest import ROOT, free_port
+from tests.loki_receiver import Receiver
 
 
 def push(port: int, lines: list[str], client: httpx.Client | None = None) -> httpx.Response:

@@ -16,8 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, push_config
-from loki_receiver import Receiver, encode_push
+
+from tests.conftest import free_port, push_config
+from tests.loki_receiver import Receiver, encode_push
 
 PROTO = {"content-type": "application/x-protobuf"}
 
@@ -114,11 +115,16 @@ def fault_config(url: str, port: int, **client: Any) -> dict[str, Any]:
     return cfg
 
 
-def test_upstream_down_30s_then_back_nothing_lost(start_relay) -> None:
+OUTAGE_S = 4.0  # several send timeouts and backoff rounds of the client below, not a wall-clock figure
+
+
+def test_upstream_down_then_back_nothing_lost(start_relay) -> None:
     rx = Receiver.start()
     rx_port = rx.port
     port = free_port()
-    relay = start_relay(fault_config(rx.url, port))
+    # short timeout and backoff: an outage of a few seconds spans many failed sends and retries
+    relay = start_relay(fault_config(rx.url, port, timeout="500ms",
+                                     backoff_config={"min_period": "50ms", "max_period": "400ms", "max_retries": 1000}))
     p = Pusher(relay.url(port), "outage")
     p.push(5)
     wait_lines(rx, p.acked, 10)
@@ -126,12 +132,12 @@ def test_upstream_down_30s_then_back_nothing_lost(start_relay) -> None:
     rx.stop()  # a real outage: nothing listens on the port
     try:
         start = time.monotonic()
-        p.start(threads=2, pause=0.2)
-        time.sleep(30)
+        p.start(threads=2, pause=0.1)
+        time.sleep(OUTAGE_S)
         p.stop()
         during = len(p.acked)
-        assert relay.metric("loki_relay_send_errors_total", status="error") > 0
-        assert time.monotonic() - start >= 30
+        assert relay.metric("loki_relay_send_errors_total", status="error") >= 3  # retried, again and again
+        assert time.monotonic() - start >= OUTAGE_S
     finally:
         rx = Receiver.start(port=rx_port)
     try:

@@ -13,10 +13,11 @@ from typing import Any
 
 import httpx
 import pytest
-import payloads
-from conftest import RelayProcess, free_port
-from loki_receiver import Receiver
-from payloads import ACCOUNT
+
+from tests import payloads
+from tests.conftest import RelayProcess, free_port
+from tests.loki_receiver import Receiver
+from tests.payloads import ACCOUNT
 
 PATH = "/awsfirehose/api/v1/push"
 ARN = f"arn:aws:firehose:eu-west-3:{ACCOUNT}:deliverystream/relay-test-stream"
@@ -657,8 +658,8 @@ def test_recent_requests_is_bounded_lru() -> None:
 
 
 def test_request_id_is_left_out_of_the_cache_key_only_when_no_rule_sees_it(app: tuple[Any, FakeIngest]) -> None:
-    from relay.relabel import compile_rules
     from relay.aws.firehose import DEFAULT_RULES, REQUEST_ID_LABEL
+    from relay.relabel import compile_rules
     from relay.sources.http.firehose import sees
 
     assert not any(sees(r, REQUEST_ID_LABEL) for r in DEFAULT_RULES)

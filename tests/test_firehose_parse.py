@@ -8,11 +8,9 @@ import json
 from typing import Any
 
 import orjson
-import payloads
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from payloads import ACCOUNT
 
 from relay.aws.firehose import (
     FirehoseBatch,
@@ -23,6 +21,8 @@ from relay.aws.firehose import (
     response_body,
     sanitize_label_name,
 )
+from tests import payloads
+from tests.payloads import ACCOUNT
 
 RECEIVE_NS = 1_700_000_000_123_456_789
 MAX = 1 << 20

@@ -13,13 +13,13 @@ import httpx
 import orjson
 import pytest
 import snappy
-from conftest import free_port, push_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from loki_receiver import Receiver, build_push_request, encode_push
 
 from relay.sources.content import BadRequest, BodyTooLarge, decode_content, snappy_block
 from relay.sources.push import PushDecoder
+from tests.conftest import free_port, push_config
+from tests.loki_receiver import Receiver, build_push_request, encode_push
 
 LIMIT = 1 << 16
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -15,7 +15,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from conftest import ROOT
+
+from tests.conftest import ROOT
 
 K8S = ROOT / "deploy" / "kubernetes"
 BASE = K8S / "base"

@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-from payloads import ACCOUNT, load, text
 
 from relay.aws.events import (
     CLOUDWATCH,
@@ -26,6 +25,7 @@ from relay.aws.events import (
     parse_event,
 )
 from relay.model import Stream
+from tests.payloads import ACCOUNT, load, text
 
 RECEIVE_NS = 1_700_000_000_123_456_789
 

@@ -2,20 +2,16 @@
 
 import gzip
 import http.client
-import os
-import sys
 import threading
 import time
 import zlib
 
-sys.path.insert(0, os.path.dirname(__file__))
+import httpx
+import orjson
+import pytest
+import snappy
 
-import httpx  # noqa: E402
-import orjson  # noqa: E402
-import pytest  # noqa: E402
-import snappy  # noqa: E402
-
-from loki_receiver import Receiver, build_push_request, encode_push  # noqa: E402
+from tests.loki_receiver import Receiver, build_push_request, encode_push
 
 PROTO = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}

@@ -6,11 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import payloads
-from payloads import KEYS, make
-
 from relay.aws import s3logs
 from relay.aws.events import CLOUDWATCH, EVENTBRIDGE, KINESIS, S3, S3_TEST, SNS, SQS, parse_event
+from tests import payloads
+from tests.payloads import KEYS, make
 
 
 def test_committed_files_are_what_make_py_writes() -> None:

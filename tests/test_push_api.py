@@ -13,8 +13,8 @@ import orjson
 import pytest
 import snappy
 
-from conftest import RelayProcess, free_port, push_config
-from loki_receiver import Receiver, encode_push
+from tests.conftest import RelayProcess, free_port, push_config
+from tests.loki_receiver import Receiver, encode_push
 
 JSON = "application/json"
 PROTO = "application/x-protobuf"

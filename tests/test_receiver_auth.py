@@ -11,11 +11,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT, free_port, push_config
-from loki_receiver import Receiver, encode_push
 
 from relay.auth import ListenerAuth, check, parse_auth
 from relay.config import ConfigError
+from tests.conftest import ROOT, free_port, push_config
+from tests.loki_receiver import Receiver, encode_push
 
 PASSWORD = "s3cr3t-pa55w0rd-xyzzy"
 TOKEN = "t0ken-abcdef-0123456789"

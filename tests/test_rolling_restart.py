@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 import orjson
-from conftest import ROOT, RelayProcess, free_port
-from loki_receiver import Receiver
+
+from tests.conftest import ROOT, RelayProcess, free_port
+from tests.loki_receiver import Receiver
 
 NGINX_CONF = ROOT / "deploy" / "nginx" / "loki-relay.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

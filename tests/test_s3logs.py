@@ -11,11 +11,9 @@ from typing import Any
 
 import boto3
 import orjson
-import payloads
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from payloads import ACCOUNT, KEYS, OBJECT_FILES, s3_object
 
 from relay.aws import s3logs
 from relay.aws.s3 import open_object
@@ -36,6 +34,8 @@ from relay.aws.s3logs import (
     read_entries,
 )
 from relay.times import iso_ns, unix_digits_ns
+from tests import payloads
+from tests.payloads import ACCOUNT, KEYS, OBJECT_FILES, s3_object
 
 RECEIVE_NS = 1_700_000_000_123_456_789
 

@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import SHARED_FIXTURES
 
 from relay.aws import s3logs
 from relay.aws.events import CLOUDWATCH, EVENTBRIDGE, KINESIS, S3, S3_TEST, SNS, SQS, S3Ref, parse_event
 from relay.aws.firehose import parse_request
+from tests.conftest import SHARED_FIXTURES
 
 AWS = SHARED_FIXTURES / "aws"
 EVENTS = AWS / "events"

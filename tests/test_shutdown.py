@@ -10,8 +10,8 @@ import httpx
 import orjson
 import pytest
 
-from conftest import free_port
-from loki_receiver import Receiver
+from tests.conftest import free_port
+from tests.loki_receiver import Receiver
 
 
 def jpush(port: int, labels: dict[str, str], lines: list[str], tenant: str | None = None) -> httpx.Response:

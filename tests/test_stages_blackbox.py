@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 import orjson
-from conftest import ROOT, free_port, push_config
-from loki_receiver import Receiver, encode_push
+
+from tests.conftest import ROOT, free_port, push_config
+from tests.loki_receiver import Receiver, encode_push
 
 
 def jpush(port: int, streams: list[tuple[dict[str, str], list[list[Any]]]], headers: dict[str, str] | None = None

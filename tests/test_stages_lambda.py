@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from loki_receiver import Receiver
-from test_aws_handler import env  # noqa: F401  (fixture)
-from test_aws_lambda import EVENTS, moto, rx  # noqa: F401  (fixtures)
 
 from relay.aws import lambda_handler
 from relay.aws.lambda_handler import SettingsError, load_settings
+from tests.loki_receiver import Receiver
+from tests.test_aws_handler import env  # noqa: F401  (fixture)
+from tests.test_aws_lambda import EVENTS, moto, rx  # noqa: F401  (fixtures)
 
 
 def test_stage_configs_run_on_each_entry(env: pytest.MonkeyPatch, rx: Receiver) -> None:  # noqa: F811
