@@ -41,11 +41,12 @@ class Loki:
         fault = self._take_fault(tenant)
         if fault is not None:
             with self._lock:
-                self._requests.append({"tenant": tenant, "status": fault["status"], "accepted": 0})
+                self._requests.append({"tenant": tenant, "status": fault["status"], "accepted": 0,
+                                       "time": time.time()})
             return SendResult(fault["status"], fault["retry_after"], f"injected {fault['status']}")
         status, msg, accepted, _ = process_push(body, "application/x-protobuf", None, self.limits, self._cache)
         with self._lock:
-            self._requests.append({"tenant": tenant, "status": status, "accepted": len(accepted)})
+            self._requests.append({"tenant": tenant, "status": status, "accepted": len(accepted), "time": time.time()})
             for labels, raw, ts, line, sm in accepted:
                 self._entries.append({"tenant": tenant, "labels": labels, "labels_raw": raw, "ts": ts, "line": line,
                                       "metadata": sm})

@@ -134,23 +134,23 @@ def recorder() -> Iterator[Recorder]:
 # ---- batching ----------------------------------------------------------------------------------
 
 
-def test_batchwait_collects_pushes_into_one_request(receiver: Receiver, start_relay: Any) -> None:
-    port = free_port()
-    start_relay(config(port, client(receiver.url, batchwait="1s")))
+def test_batchwait_collects_pushes_into_one_request(loki: Loki, inproc: Any) -> None:
+    receiver = loki
+    rel = inproc(batchwait="1s")
     doc = {"streams": [{"stream": {"app": "bw"}, "values": [[str(time.time_ns()), "l"]]}]}
-    with httpx.Client(timeout=10, headers={"Content-Type": "application/json"}) as http:
-        t0 = time.time()
-        for i in range(5):
-            doc["streams"][0]["values"][0][1] = f"l{i}"
-            assert http.post(f"http://127.0.0.1:{port}/loki/api/v1/push", content=orjson.dumps(doc)).status_code == 204
-        assert time.time() - t0 < 0.8  # else the test itself is too slow to say anything
+    t0 = time.time()
+    for i in range(5):
+        doc["streams"][0]["values"][0][1] = f"l{i}"
+        assert rel.post("push", "/loki/api/v1/push", orjson.dumps(doc),
+                        {"Content-Type": "application/json"}).status_code == 204
+    assert time.time() - t0 < 0.8  # else the test itself is too slow to say anything
     entries = receiver.wait_for(5, timeout=5)
     assert [e["line"] for e in entries] == [f"l{i}" for i in range(5)]
     (req,) = receiver.requests()
     assert req["accepted"] == 5
     assert req["time"] - t0 >= 0.9  # waited for batchwait
     # A later push starts a new batch.
-    assert jpush(port, {"app": "bw"}, ["late"]).status_code == 204
+    assert ipush(rel, {"app": "bw"}, ["late"]).status_code == 204
     receiver.wait_for(6, timeout=5)
     assert len(receiver.requests()) == 2
 
