@@ -31,7 +31,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # the tests package: the Loki stand-in
 from tests.loki_receiver import Receiver  # noqa: E402
 
 CHILD = r"""

@@ -319,7 +319,7 @@ def test_kinesis_arrival_time_beyond_int64_falls_back_to_now() -> None:
     # An atheris find (it was crash-d88f462b... at the repository root): a Kinesis record whose
     # approximateArrivalTimestamp, in seconds, is beyond int64 once in nanoseconds. Integer seconds take
     # another branch than the SQS SentTimestamp above; the entry must get the current time, not raise.
-    from relay.sources.lambda_events import KINESIS, parse_event
+    from relay.aws.events import KINESIS, parse_event
 
     raw = (
         b'{\n\t"Records": [\n\t\t{\n\t\t"kinesis": {"partitionKey": "s1",\n'

@@ -8,33 +8,35 @@ import pytest
 from relay.aws import lambda_handler
 from relay.aws.lambda_handler import SettingsError, load_settings
 from tests.loki_receiver import Receiver
+from tests.payloads import ACCOUNT, load
 from tests.test_aws_handler import env  # noqa: F401  (fixture)
-from tests.test_aws_lambda import EVENTS, moto, rx  # noqa: F401  (fixtures)
+from tests.test_aws_lambda import moto, rx  # noqa: F401  (fixtures)
 
 
 def test_stage_configs_run_on_each_entry(env: pytest.MonkeyPatch, rx: Receiver) -> None:  # noqa: F811
     env.setenv("LOKI_STAGE_CONFIGS", orjson.dumps([
-        {"drop": {"expression": "First"}},
+        {"drop": {"expression": "1001"}},
         {"static_labels": {"stage": "yes"}},
         {"structured_metadata": {"owner": None}},
         {"tenant": {"value": "from-stage"}},
     ]).decode())
-    doc = orjson.loads((EVENTS / "cloudwatch-logs-event.json").read_bytes())
+    doc = load("events/cloudwatch-logs.json")
     assert lambda_handler.handler(doc, None) is None
     entries = rx.entries()
-    assert [e["line"] for e in entries] == ["[ERROR] Second test message"]
+    assert [e["line"] for e in entries] == ["GET /orders/1002 200 9ms", "POST /orders 500 230ms: db timeout"]
     assert entries[0]["tenant"] == "from-stage"
-    assert entries[0]["labels"] == {"env": "test", "log_type": "cloudwatch", "log_group": "testLogGroup", "stage": "yes"}
-    assert dict(entries[0]["metadata"]) == {"owner": "123456789123"}
+    assert entries[0]["labels"] == {"env": "test", "log_type": "cloudwatch", "log_group": "/ecs/orders-api",
+                                    "stage": "yes"}
+    assert dict(entries[0]["metadata"]) == {"owner": ACCOUNT}
 
 
 def test_pipeline_timeout_bounds_a_limit_stage(env: pytest.MonkeyPatch, rx: Receiver) -> None:  # noqa: F811
     env.setenv("LOKI_STAGE_CONFIGS", '[{"limit": {"rate": 1, "burst": 1}}]')
     env.setenv("PIPELINE_TIMEOUT", "100ms")
-    doc = orjson.loads((EVENTS / "cloudwatch-logs-event.json").read_bytes())
+    doc = load("events/cloudwatch-logs.json")
     lambda_handler.handler(doc, None)
-    # the second event would wait a second for its token: longer than PIPELINE_TIMEOUT, so dropped
-    assert [e["line"] for e in rx.entries()] == ["[ERROR] First test message"]
+    # the later events would wait a second for a token: longer than PIPELINE_TIMEOUT, so dropped
+    assert [e["line"] for e in rx.entries()] == ["GET /orders/1001 200 12ms"]
 
 
 @pytest.mark.parametrize(
