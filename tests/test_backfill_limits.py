@@ -8,12 +8,13 @@ import gzip
 import re
 from pathlib import Path
 
-import backfill_samples as bs
 import orjson
 import pytest
 import yaml
-from backfill_env import Moto, client_config, moto, run_backfill  # noqa: F401  (fixture)
-from loki_receiver import Receiver
+
+from tests import backfill_samples as bs
+from tests.backfill_env import Moto, client_config, moto, run_backfill  # noqa: F401  (fixture)
+from tests.loki_receiver import Receiver
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 LIMIT = dt.timedelta(hours=168)  # Loki's default reject_old_samples_max_age, and the stand-in's
@@ -207,7 +208,7 @@ def test_the_backfill_does_not_import_relay_cli() -> None:
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from tests.conftest import ROOT
 
     code = "import sys, relay.backfill.run; print(sorted(m for m in sys.modules if m == 'relay.cli'))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
