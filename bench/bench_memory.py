@@ -27,8 +27,8 @@ import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from loki_receiver import encode_push  # noqa: E402
+sys.path.insert(0, str(ROOT))  # the tests package: the Loki stand-in
+from tests.loki_receiver import encode_push  # noqa: E402
 
 
 def free_port() -> int:

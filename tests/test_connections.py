@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, push_config
-from loki_receiver import Receiver, encode_push
 
 from relay.config import ConfigError, parse_config
+from tests.conftest import free_port, push_config
+from tests.loki_receiver import Receiver, encode_push
 
 HUGE = 100 << 20  # the largest body max_send_msg_size allows by default
 

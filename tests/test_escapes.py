@@ -9,10 +9,9 @@ import httpx
 import orjson
 import pytest
 
-from conftest import RelayProcess, free_port, push_config
-from loki_receiver import Receiver, encode_push
-
 from relay.model import LabelError, parse_labels
+from tests.conftest import RelayProcess, free_port, push_config
+from tests.loki_receiver import Receiver, encode_push
 
 BAD = [r"\UFFFFFFFF", r"\U00110000", r"\ud800", r"\udfff", r"\U0000DC00"]
 

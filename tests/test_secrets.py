@@ -13,11 +13,11 @@ import boto3
 import httpx
 import orjson
 import yaml
-from conftest import ROOT, RelayProcess, free_port
-from loki_receiver import Receiver
 
 from relay.config import ClientConfig
 from relay.sink.client import LokiClient
+from tests.conftest import ROOT, RelayProcess, free_port
+from tests.loki_receiver import Receiver
 
 
 def test_print_config_masks_proxy_url_credentials(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ import re
 from collections import Counter
 from typing import Any
 
-from conftest import free_port
-from loki_receiver import Receiver
+from tests.conftest import free_port
+from tests.loki_receiver import Receiver
 
 
 def test_start_and_stop_are_logged_once_with_several_listeners(receiver: Receiver, start_relay: Any) -> None:

@@ -10,15 +10,14 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port, push_config
-from loki_receiver import Receiver, encode_push
 
 from relay.config import ClientConfig
 from relay.model import Chunk
-from relay.sink.client import LokiClient
+from relay.sink.client import LokiClient, SendResult
 from relay.sink.fanout import Fanout
-from relay.sink.client import SendResult
 from relay.tenant import tenant_error
+from tests.conftest import free_port, push_config
+from tests.loki_receiver import Receiver, encode_push
 
 
 @pytest.mark.parametrize("tenant", ["", "team-a", "A.b_c*d'e(f)!9", "x" * 150, "..."])

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import free_port
-from loki_receiver import Receiver
-from test_faults import Pusher, fault_config, wait_lines
 
 from relay.model import Chunk
 from relay.sink.wal import WalConfig, WriteAheadLog, read_segment
+from tests.conftest import free_port
+from tests.loki_receiver import Receiver
+from tests.test_faults import Pusher, fault_config, wait_lines
 
 
 def chunk(tag: str, size: int = 40) -> list[Chunk]:
