@@ -18,6 +18,12 @@ from .sink.wal import WalFull
 
 log = logging.getLogger("relay.ingest")
 
+# A request of more streams or entries than this is processed in slices of about this size,
+# the event loop serving others between them (a push of a million tiny streams would
+# otherwise hold every listener of the process for seconds).
+SLICE_STREAMS = 2_000
+SLICE_ENTRIES = 50_000
+
 refused_requests = Counter(
     "loki_relay_backpressure_requests_total",
     "Requests refused (429/503, the sender retries) because a buffer limit or the full WAL was reached, by reason.",
@@ -90,7 +96,7 @@ class Ingest:
             full = sink.full(tenant)
             if full:  # before spending any work on the request
                 raise self._refuse(full, sum(len(s.entries.entries) for s in streams))
-        out = self.processor.process(streams, tenant, receive_ns)
+        out = await self._process(streams, tenant, receive_ns)
         # Counted from what processing saw anyway: no second pass over the streams.
         received = out.entries + sum(out.dropped.values()) if out.received is None else out.received
         self._m_entries.inc(received)
@@ -99,6 +105,28 @@ class Ingest:
             await asyncio.sleep(out.hold)
         await self._queue(out, ticket, received)
         return out
+
+    async def _process(self, streams: Sequence[Stream], tenant: str, receive_ns: int) -> Outcome:
+        """The processor's outcome for all `streams`, yielding to the event loop between slices."""
+        process = self.processor.process
+        if len(streams) <= SLICE_STREAMS:
+            return process(streams, tenant, receive_ns)
+        total: Outcome | None = None
+        start = 0
+        while start < len(streams):
+            end = start
+            entries = 0
+            while end < len(streams) and end - start < SLICE_STREAMS and entries < SLICE_ENTRIES:
+                entries += len(streams[end].entries.entries)
+                end += 1
+            part = process(streams[start:end], tenant, receive_ns)
+            receive_ns += entries  # receive-time stamps stay distinct across slices
+            total = part if total is None else _merge(total, part)
+            start = end
+            if start < len(streams):
+                await asyncio.sleep(0)
+        assert total is not None
+        return total
 
     async def flush(self, final: bool = False) -> None:
         """Send what pipeline stages held back and now give up (multiline): on their timer, and
@@ -160,3 +188,20 @@ class Ingest:
     def count_invalid(self, entries: int, size: int) -> None:
         """Entries a source could not decode (bad labels, bad timestamps ...)."""
         metrics.count_drop("invalid", entries, size, job=self.job.name)
+
+
+def _merge(a: Outcome, b: Outcome) -> Outcome:
+    """One outcome of two slices of a request (`a` updated in place)."""
+    received = (a.entries + sum(a.dropped.values()) if a.received is None else a.received) + (
+        b.entries + sum(b.dropped.values()) if b.received is None else b.received)
+    for tenant, chunks in b.chunks.items():
+        a.chunks.setdefault(tenant, []).extend(chunks)
+    a.entries += b.entries
+    a.size += b.size
+    a.dropped.update(b.dropped)
+    a.dropped_bytes.update(b.dropped_bytes)
+    a.errors.extend(b.errors)
+    a.truncated += b.truncated
+    a.received = received
+    a.hold += b.hold
+    return a

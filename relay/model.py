@@ -88,6 +88,17 @@ def new_stream(labels: Labels, entries: Iterable[tuple[int, str]], key: str | No
     return Stream(labels, msg, key)
 
 
+def new_streams(labels: Labels, entries: list[tuple[int, str]], most: int = 10_000) -> list[Stream]:
+    """Like new_stream, as streams of at most `most` entries each (in order, same labels).
+
+    Building one protobuf message of a million entries is one C call that holds the GIL for
+    a second, and processing it is one uninterrupted step: in slices, a worker thread decoding
+    a huge event leaves the event loop room to run, and processing yields between them."""
+    if len(entries) <= most:
+        return [new_stream(labels, entries)]
+    return [new_stream(labels if i == 0 else dict(labels), entries[i : i + most]) for i in range(0, len(entries), most)]
+
+
 INT64 = 1 << 63  # Loki's timestamps are int64 nanoseconds
 
 

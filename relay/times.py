@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from typing import Any
 
 from .cache import BoundedCache
@@ -81,3 +82,28 @@ def unix_digits_ns(digits: str) -> int:
     if len(digits) <= 10:
         return int(digits) * NS
     return int(digits.ljust(19, "0")[:19])
+
+
+class ReceiveClock:
+    """Receive times for the entries of one request that have no time of their own.
+
+    Successive stamps are 1 ns apart: Loki merges entries of the same stream, timestamp and
+    line, so equal lines stamped alike would be stored once. Thread-safe (S3 objects are read
+    in a worker thread while the event loop pushes what was read before)."""
+
+    __slots__ = ("_lock", "_next")
+
+    def __init__(self, start: int) -> None:
+        self._next = start
+        self._lock = threading.Lock()
+
+    def take(self, n: int = 1) -> int:
+        """The first of `n` consecutive stamps, which are the caller's alone."""
+        with self._lock:
+            ns = self._next
+            self._next += n
+        return ns
+
+
+def receive_clock(receive: int | ReceiveClock) -> ReceiveClock:
+    return receive if isinstance(receive, ReceiveClock) else ReceiveClock(receive)

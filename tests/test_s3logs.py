@@ -275,7 +275,7 @@ def test_cloudtrail_errors_and_limits() -> None:
     assert entries == [
         (RECEIVE_NS, '{"eventTime":"bad"}'),
         (utc_ns(2025, 3, 14, 9, 1, 40, 500_000_000), '{"eventTime":"2025-03-14T09:01:40.5Z"}'),
-        (RECEIVE_NS, "3"),
+        (RECEIVE_NS + 1, "3"),
     ]
     assert stats.ts_fallback == 2
     body = io.BytesIO(fixture_bytes("cloudtrail"))
@@ -371,7 +371,7 @@ def test_guardduty_updated_at() -> None:
         utc_ns(2024, 5, 30, 7, 12, 34, 567_000_000),
         utc_ns(2024, 5, 31),
         RECEIVE_NS,
-        RECEIVE_NS,
+        RECEIVE_NS + 1,
     ]
     assert entries[0][1] == orjson.dumps(findings[0]).decode()
     assert stats.ts_fallback == 2
@@ -426,7 +426,8 @@ def test_unknown_key_is_ingested_with_receive_time() -> None:
     obj = classify("relay-test-uploads", key)
     assert obj.labels == {"__aws_log_type": "s3", "__aws_s3_bucket": "relay-test-uploads", "__aws_s3_key": key}
     entries, stats = read_all(obj, gzip.compress(b"one\r\ntwo\n\nthree"))
-    assert entries == [(RECEIVE_NS, "one"), (RECEIVE_NS, "two"), (RECEIVE_NS, "three")]
+    # 1 ns apart: Loki merges entries of equal stream, time and line, so equal lines must differ in time
+    assert entries == [(RECEIVE_NS, "one"), (RECEIVE_NS + 1, "two"), (RECEIVE_NS + 2, "three")]
     assert stats.ts_fallback == 0 and stats.skipped == 1
     # our payload: CR LF, a blank line and no final newline
     entries, stats = read_all(obj, fixture_bytes("unknown"))
@@ -446,7 +447,7 @@ def test_unparseable_timestamp_falls_back_and_is_counted() -> None:
     assert [ts for ts, _ in entries] == [
         utc_ns(2022, 12, 6, 17, 42, 16, 176_563_000),
         RECEIVE_NS,
-        RECEIVE_NS,
+        RECEIVE_NS + 1,
         utc_ns(2022, 12, 6, 16, 42, 16),
     ]
     assert stats.ts_fallback == 2

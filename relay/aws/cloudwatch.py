@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..compress import GZIP_MAGIC, decompress_bounded
+from ..compress import GZIP_MAGIC, Budget, decompress_bounded
 
 
 class PayloadError(ValueError):
@@ -33,9 +33,12 @@ class CloudWatchPayload:
         return self.message_type == "CONTROL_MESSAGE"
 
 
-def gunzip(data: bytes, limit: int) -> bytes:
-    """Decompress gzip, refusing output larger than `limit` bytes (OverflowError)."""
+def gunzip(data: bytes, limit: int | Budget) -> bytes:
+    """Decompress gzip, refusing output larger than `limit` bytes (OverflowError), or, given a
+    request's Budget, also more than the request has left (BudgetExceeded)."""
     try:
+        if isinstance(limit, Budget):
+            return limit.decompress(data, 31)
         return decompress_bounded(data, 31, limit)
     except zlib.error as e:
         raise PayloadError(f"bad gzip data: {e}") from None
@@ -43,7 +46,7 @@ def gunzip(data: bytes, limit: int) -> bytes:
         raise PayloadError("truncated gzip data") from None
 
 
-def parse(data: bytes, limit: int = 100 << 20) -> CloudWatchPayload:
+def parse(data: bytes, limit: int | Budget = 100 << 20) -> CloudWatchPayload:
     """Decode a payload (gzip or plain JSON); raises PayloadError if it is not one."""
     if data[:2] == GZIP_MAGIC:
         data = gunzip(data, limit)

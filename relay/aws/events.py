@@ -65,9 +65,9 @@ from urllib.parse import unquote_plus
 
 import orjson
 
-from ..compress import GZIP_MAGIC
-from ..model import Labels, Stream, new_stream
-from ..times import iso_ns
+from ..compress import GZIP_MAGIC, Budget, BudgetExceeded
+from ..model import Labels, Stream, new_streams
+from ..times import ReceiveClock, iso_ns, receive_clock
 from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
 
@@ -99,6 +99,16 @@ class EventError(ValueError):
     """Not a Lambda event this relay understands, or a malformed one (answer 400)."""
 
 
+class EventTooLarge(EventError):
+    """A payload inside the event decompresses to more than the limit (answer 413). `total`:
+    it is the request's running total that is over, not this payload alone (a smaller batch
+    would do)."""
+
+    def __init__(self, message: str, total: bool) -> None:
+        super().__init__(message)
+        self.total = total
+
+
 @dataclass(slots=True, frozen=True)
 class S3Ref:
     """An S3 object to fetch; `key` is already URL-decoded."""
@@ -116,6 +126,7 @@ class SqsItem:
     streams: list[Stream] = field(default_factory=list)
     s3_objects: list[S3Ref] = field(default_factory=list)
     error: str | None = None  # the body is a malformed event; nothing was produced
+    retry: bool = False  # with `error`: the request's decompression budget ran out; retry, do not drop
 
 
 @dataclass(slots=True)
@@ -132,12 +143,12 @@ class ParsedEvent:
 class _Ctx:
     """Settings and counters shared by one parse."""
 
-    __slots__ = ("ignored", "keep_stream", "limit", "receive_ns", "skipped", "ts_fallback")
+    __slots__ = ("budget", "clock", "ignored", "keep_stream", "skipped", "ts_fallback")
 
-    def __init__(self, keep_stream: bool, receive_ns: int, limit: int) -> None:
+    def __init__(self, keep_stream: bool, clock: ReceiveClock, limit: int) -> None:
         self.keep_stream = keep_stream
-        self.receive_ns = receive_ns
-        self.limit = limit
+        self.clock = clock
+        self.budget = Budget(limit)  # every payload of the event draws on it
         self.ignored = 0
         self.ts_fallback = 0
         self.skipped: dict[str, int] = {}
@@ -148,7 +159,7 @@ class _Ctx:
     def time(self, ns: int | None) -> int:
         if ns is None:
             self.ts_fallback += 1
-            return self.receive_ns
+            return self.clock.take()
         return ns
 
 
@@ -175,7 +186,7 @@ class _Out:
         self.s3.extend(other.s3)
 
     def streams(self) -> list[Stream]:
-        return [new_stream(labels, entries) for labels, entries in self.groups.values() if entries]
+        return [s for labels, entries in self.groups.values() if entries for s in new_streams(labels, entries)]
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -290,11 +301,13 @@ def _cloudwatch(doc: dict[str, Any], ctx: _Ctx, out: _Out) -> None:
     except binascii.Error as e:
         raise EventError(f"awslogs.data is not base64: {e}") from None
     try:
-        payload = parse_cloudwatch(raw, ctx.limit)
+        payload = parse_cloudwatch(raw, ctx.budget)
     except PayloadError as e:
         raise EventError(f"awslogs.data: {e}") from None
     except OverflowError as e:
-        raise EventError(f"awslogs.data: {e}") from None
+        raise EventTooLarge(f"awslogs.data: {e}", total=False) from None
+    except BudgetExceeded as e:
+        raise EventTooLarge(f"awslogs.data: {e}", total=True) from None
     _add_cloudwatch(payload, {"__aws_log_type": CLOUDWATCH}, ctx, out)
 
 
@@ -311,18 +324,25 @@ def _kinesis(records: list[dict[str, Any]], ctx: _Ctx, out: _Out) -> None:
             continue
         if raw[:2] == GZIP_MAGIC:
             try:
-                raw = gunzip(raw, ctx.limit)
+                raw = gunzip(raw, ctx.budget)
             except PayloadError:
                 ctx.skip(SKIP_GZIP)
                 continue
-            except OverflowError:
+            except OverflowError:  # this record alone: skipped, as a retry cannot help
                 ctx.skip(SKIP_TOO_LARGE)
                 continue
+            except BudgetExceeded as e:
+                raise EventTooLarge(f"Records[{i}].kinesis.data: {e}", total=True) from None
         if raw[:1] == b"{":
             try:
-                payload = parse_cloudwatch(raw, ctx.limit)
+                payload = parse_cloudwatch(raw, ctx.budget)
             except PayloadError:
                 pass
+            except OverflowError:  # gzip within the gzip
+                ctx.skip(SKIP_TOO_LARGE)
+                continue
+            except BudgetExceeded as e:
+                raise EventTooLarge(f"Records[{i}].kinesis.data: {e}", total=True) from None
             else:
                 _add_cloudwatch(payload, labels, ctx, out)
                 continue
@@ -386,9 +406,9 @@ def _sns_message(sns: dict[str, Any], what: str, ctx: _Ctx, out: _Out, depth: in
     _message(message, labels, iso_ns(sns.get("Timestamp")), ctx, out, depth)
 
 
-def _sqs_messages(records: list[dict[str, Any]], ctx: _Ctx, depth: int) -> list[tuple[str, _Out, str | None]]:
+def _sqs_messages(records: list[dict[str, Any]], ctx: _Ctx, depth: int) -> list[tuple[str, _Out, EventError | None]]:
     """(messageId, what its body produced, error) per SQS record."""
-    results: list[tuple[str, _Out, str | None]] = []
+    results: list[tuple[str, _Out, EventError | None]] = []
     for i, rec in enumerate(records):
         message_id = _str(rec.get("messageId"), f"Records[{i}].messageId")
         body = _str(rec.get("body"), f"Records[{i}].body")
@@ -400,7 +420,7 @@ def _sqs_messages(records: list[dict[str, Any]], ctx: _Ctx, depth: int) -> list[
         try:
             _message(body, labels, sent, ctx, out, depth)
         except EventError as e:
-            results.append((message_id, _Out(), str(e)))
+            results.append((message_id, _Out(), e))
         else:
             results.append((message_id, out, None))
     return results
@@ -429,16 +449,20 @@ def _dispatch(doc: dict[str, Any], kind: str, ctx: _Ctx, out: _Out, depth: int) 
         else:  # SQS within a message: its messages cannot be reported one by one, so flatten them
             for _, sub, error in _sqs_messages(records, ctx, depth):
                 if error is not None:
-                    raise EventError(error)
+                    raise error
                 out.merge(sub)
 
 
-def parse_event(doc: Any, *, keep_stream: bool = False, receive_ns: int, limit: int = DEFAULT_LIMIT) -> ParsedEvent:
+def parse_event(doc: Any, *, keep_stream: bool = False, receive_ns: int | ReceiveClock,
+                limit: int = DEFAULT_LIMIT) -> ParsedEvent:
     """Decode one Lambda event (already JSON-decoded) into streams, S3 objects to fetch and SQS items.
 
     `keep_stream` adds __aws_cloudwatch_log_stream (lambda-promtail's KEEP_STREAM);
-    `receive_ns` is the time given to entries without a usable one of their own;
-    `limit` caps what a gzip'd payload may decompress to. Raises EventError.
+    `receive_ns` is the time given to entries without a usable one of their own (1 ns apart;
+    pass the request's ReceiveClock to share it); `limit` caps what each gzip'd payload, and
+    all of them together, may decompress to. Raises EventError (EventTooLarge over the
+    limit: for SQS, an SqsItem with `retry` when the total is over and the message alone
+    would fit, one with `error` when the message alone is too large).
     """
     kind = _kind(doc)
     if kind is None:
@@ -449,12 +473,13 @@ def parse_event(doc: Any, *, keep_stream: bool = False, receive_ns: int, limit: 
             source = records[0].get("eventSource", records[0].get("EventSource"))
             raise EventError(f"unknown record eventSource {source!r}")
         raise EventError(f"unknown event type (keys: {', '.join(sorted(map(str, doc))[:10])})")
-    ctx = _Ctx(keep_stream, receive_ns, limit)
+    ctx = _Ctx(keep_stream, receive_clock(receive_ns), limit)
     result = ParsedEvent(SNS if kind == _SNS_ENVELOPE else kind)
     if kind == SQS:
         records = _records(doc, SQS)
         result.items = [
-            SqsItem(message_id, out.streams(), out.s3, error)
+            SqsItem(message_id, out.streams(), out.s3, None if error is None else str(error),
+                    isinstance(error, EventTooLarge) and error.total)
             for message_id, out, error in _sqs_messages(records, ctx, 0)
         ]
     else:
@@ -477,6 +502,7 @@ __all__ = [
     "SNS",
     "SQS",
     "EventError",
+    "EventTooLarge",
     "ParsedEvent",
     "S3Ref",
     "SqsItem",

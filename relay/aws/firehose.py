@@ -60,9 +60,9 @@ from typing import Any
 import orjson
 
 from .. import relabel
-from ..compress import GZIP_MAGIC
+from ..compress import GZIP_MAGIC, Budget, BudgetExceeded
 from ..keys import ConfigError, Keys, read_secret_file
-from ..model import LABEL_NAME, Labels, Stream, new_stream
+from ..model import LABEL_NAME, Labels, Stream, new_streams
 from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
 
@@ -143,7 +143,9 @@ def parse_request(
     body exceeds `max_size` bytes after decompression. Header names are matched without
     regard to case. Timestamps: CloudWatch events use their own ms timestamp and Direct
     PUT records the request's `timestamp` when `use_incoming_timestamp`, else
-    `receive_ns`. `max_size` also caps each record's decompressed CloudWatch payload.
+    `receive_ns`; entries stamped so get successive nanoseconds (Loki would merge equal lines
+    of equal times). `max_size` also caps each record's decompressed CloudWatch payload, and
+    all of them together: a record over either is skipped as `too-large`.
     """
     hdr = {k.lower(): v for k, v in headers.items()}
     header_id = hdr.get(REQUEST_ID_HEADER.lower(), "")
@@ -175,6 +177,7 @@ def parse_request(
     body_ts = doc.get("timestamp")
     if use_incoming_timestamp and type(body_ts) is int:
         put_ns = body_ts * _MS
+    budget = Budget(max_size)
 
     # Entries grouped by label set: None for Direct PUT, else the CloudWatch envelope.
     groups: dict[tuple[str, ...] | None, list[tuple[int, str]]] = {}
@@ -192,17 +195,18 @@ def parse_request(
         if raw[:2] != GZIP_MAGIC:  # Direct PUT
             text = raw.decode("utf-8", "replace")
             if split_lines:
-                lines = [ln[:-1] if ln[-1:] == "\r" else ln for ln in text.split("\n")]
-                entries = [(put_ns, ln) for ln in lines if ln]
+                lines = [ln[:-1] if ln[-1:] == "\r" else ln for ln in text.split("\n") if ln and ln != "\r"]
+                entries = list(zip(range(put_ns, put_ns + len(lines)), lines, strict=True))
             else:
                 entries = [(put_ns, text)] if text else []
+            put_ns += len(entries)
             if entries:
                 groups.setdefault(None, []).extend(entries)
             else:
                 skipped[SKIP_EMPTY] = skipped.get(SKIP_EMPTY, 0) + 1
             continue
 
-        payload = _cloudwatch(raw, max_size)
+        payload = _cloudwatch(raw, budget)
         if isinstance(payload, str):
             skipped[payload] = skipped.get(payload, 0) + 1
             continue
@@ -219,7 +223,8 @@ def parse_request(
         if use_incoming_timestamp:
             events = [(ms * _MS, msg) for ms, msg in payload.events]
         else:
-            events = [(receive_ns, msg) for _, msg in payload.events]
+            events = list(zip(range(receive_ns, receive_ns + len(payload.events)), (m for _, m in payload.events), strict=True))
+            receive_ns += len(events)
         groups.setdefault(key, []).extend(events)
 
     for group, entries in groups.items():
@@ -228,22 +233,25 @@ def parse_request(
             for name, value in zip(_CW_LABELS, group, strict=True):
                 if value:  # like Alloy (Prometheus' labels.Builder): an empty value is no label
                     labels[name] = value
-        batch.streams.append(new_stream(labels, entries))
+        batch.streams.extend(new_streams(labels, entries))
         batch.entries += len(entries)
     return batch
 
 
-def _cloudwatch(raw: bytes, max_size: int) -> CloudWatchPayload | str:
-    """The CloudWatch Logs payload in gzip'd `raw`, or why it is not one (a skip reason)."""
+def _cloudwatch(raw: bytes, budget: Budget) -> CloudWatchPayload | str:
+    """The CloudWatch Logs payload in gzip'd `raw`, or why it is not one (a skip reason).
+
+    Over the limit, alone or with the request's earlier records, the record is skipped, not
+    the request refused: Firehose would retry the same records again and again."""
     try:
-        plain = gunzip(raw, max_size)
-    except OverflowError:
+        plain = gunzip(raw, budget)
+    except (OverflowError, BudgetExceeded):
         return SKIP_TOO_LARGE
     except PayloadError:
         return SKIP_GZIP
     try:
-        return parse_cloudwatch(plain, max_size)
-    except OverflowError:  # gzip inside the gzip
+        return parse_cloudwatch(plain, budget)
+    except (OverflowError, BudgetExceeded):  # gzip inside the gzip
         return SKIP_TOO_LARGE
     except PayloadError:
         return SKIP_CLOUDWATCH

@@ -71,6 +71,7 @@ from ..pipeline.pipeline import build as build_pipeline
 from ..pipeline.stages.block import go_duration
 from ..sink import retry
 from ..sink.batch import LabelEncoder, compress, encode_push
+from ..times import ReceiveClock
 from . import settings as aws_lambda
 from .events import SQS, S3Ref, parse_event
 from .s3 import ObjectReader, S3Clients, S3ReadError, S3Settings
@@ -269,20 +270,20 @@ class Shipper:
         if self.pending_bytes >= self.s.batch_size:
             self.flush()
 
-    def deliver(self, clients: S3Clients, streams: list[Stream], objects: list[S3Ref], receive_ns: int,
+    def deliver(self, clients: S3Clients, streams: list[Stream], objects: list[S3Ref], clock: ReceiveClock,
                 owner: str | None = None) -> None:
         ls = self.s.lambda_settings
         batch = [st for st in streams if st.entries.entries]
         for st in batch:
             ls.apply(st.labels)
         if batch:
-            self.add(batch, receive_ns, owner)
+            self.add(batch, clock.take(sum(len(st.entries.entries) for st in batch)), owner)
         for ref in objects:
-            reader = ObjectReader(clients, ref, receive_ns)
+            reader = ObjectReader(clients, ref, clock)
             labels = ls.apply(dict(reader.obj.labels))
             try:
                 while (chunk := reader.next_chunk()) is not None:
-                    self.add([new_stream(labels, chunk)], receive_ns, owner)
+                    self.add([new_stream(labels, chunk)], clock.take(len(chunk)), owner)
             finally:
                 reader.close()
 
@@ -357,18 +358,18 @@ def reset() -> None:
 
 def handler(event: Any, context: Any = None) -> Any:
     s, http, clients = _setup()
-    receive_ns = time.time_ns()
+    clock = ReceiveClock(time.time_ns())  # entries without a time of their own: 1 ns apart
     ls = s.lambda_settings
-    parsed = parse_event(event, keep_stream=ls.keep_stream, receive_ns=receive_ns)
+    parsed = parse_event(event, keep_stream=ls.keep_stream, receive_ns=clock)
     shipper = Shipper(s, http, context)
     if parsed.kind != SQS:
-        shipper.deliver(clients, parsed.streams, parsed.s3_objects, receive_ns)
+        shipper.deliver(clients, parsed.streams, parsed.s3_objects, clock)
         shipper.close()
         return None
     batch = SqsBatch(parsed.items)
     for item in batch.pending():
         try:
-            shipper.deliver(clients, item.streams, item.s3_objects, receive_ns, item.message_id)
+            shipper.deliver(clients, item.streams, item.s3_objects, clock, item.message_id)
         except S3ReadError as e:
             print(f"SQS message {item.message_id} failed: {e}", file=sys.stderr)
             batch.fail(item.message_id)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from ..keys import ConfigError, Keys
+from ..times import ReceiveClock, receive_clock
 from . import s3logs
 from .events import S3Ref
 
@@ -97,10 +98,10 @@ class S3Clients:
 class ObjectReader:
     """One S3 object, fetched and parsed chunk by chunk. Every method blocks: call it from a thread."""
 
-    def __init__(self, clients: S3Clients, ref: S3Ref, receive_ns: int) -> None:
+    def __init__(self, clients: S3Clients, ref: S3Ref, receive_ns: int | ReceiveClock) -> None:
         self.clients = clients
         self.ref = ref
-        self.receive_ns = receive_ns
+        self.clock = receive_clock(receive_ns)  # for lines without a time of their own
         self.obj = s3logs.classify(ref.bucket, ref.key)
         self.stats = s3logs.S3Stats()
         self._body: Any = None
@@ -115,7 +116,7 @@ class ObjectReader:
         try:
             if self._chunks is None:
                 self._body = self.clients.get(self.ref.region).get_object(Bucket=self.ref.bucket, Key=self.ref.key)["Body"]
-                self._chunks = s3logs.read_entries(self.obj, self._body, self.receive_ns, stats=self.stats)
+                self._chunks = s3logs.read_entries(self.obj, self._body, self.clock, stats=self.stats)
             return next(self._chunks, None)
         except s3logs.ObjectTooLarge as e:
             raise S3ReadError(self.ref, "too_large", str(e)) from None

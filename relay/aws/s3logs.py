@@ -64,7 +64,18 @@ import orjson
 
 from ..compress import GZIP_MAGIC
 from ..model import Labels
-from ..times import ISO, MONTHS, NS, clock_seconds, days_since_epoch, iso_match_ns, iso_ns, unix_digits_ns
+from ..times import (
+    ISO,
+    MONTHS,
+    NS,
+    ReceiveClock,
+    clock_seconds,
+    days_since_epoch,
+    iso_match_ns,
+    iso_ns,
+    receive_clock,
+    unix_digits_ns,
+)
 
 # Values of __aws_log_type.
 LB = "s3_lb"
@@ -300,14 +311,14 @@ class _State:
         self.vpc_start = 10  # index of the `start` field in a default (version 2) flow record
 
 
-def _lines_search_iso(lines: list[str], out: Entries, receive_ns: int, st: _State) -> int:
+def _lines_search_iso(lines: list[str], out: Entries, clock: ReceiveClock, st: _State) -> int:
     search, conv, append = ISO.search, iso_match_ns, out.append
     fallback = 0
     for line in lines:
         m = search(line)
         ts = conv(m) if m is not None else None
         if ts is None:
-            ts = receive_ns
+            ts = clock.take()
             fallback += 1
         append((ts, line))
     return fallback
@@ -316,7 +327,7 @@ def _lines_search_iso(lines: list[str], out: Entries, receive_ns: int, st: _Stat
 _VPC_HEADER_DIGIT = re.compile(r"\d")
 
 
-def _lines_vpc(lines: list[str], out: Entries, receive_ns: int, st: _State) -> int:
+def _lines_vpc(lines: list[str], out: Entries, clock: ReceiveClock, st: _State) -> int:
     if st.first and lines and _VPC_HEADER_DIGIT.search(lines[0]) is None:
         names = lines[0].split()
         st.vpc_start = names.index("start") if "start" in names else -1
@@ -325,13 +336,14 @@ def _lines_vpc(lines: list[str], out: Entries, receive_ns: int, st: _State) -> i
     append = out.append
     fallback = 0
     if idx < 0:
-        out.extend((receive_ns, line) for line in lines)
+        start = clock.take(len(lines))
+        out.extend(zip(range(start, start + len(lines)), lines, strict=True))
         return len(lines)
     for line in lines:
         try:
             ts = int(line.split(" ", idx + 1)[idx]) * NS
         except (ValueError, IndexError):
-            ts = receive_ns
+            ts = clock.take()
             fallback += 1
         append((ts, line))
     return fallback
@@ -340,7 +352,7 @@ def _lines_vpc(lines: list[str], out: Entries, receive_ns: int, st: _State) -> i
 _CLOUDFRONT_TIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})[\t ](\d{2}):(\d{2}):(\d{2})")
 
 
-def _lines_cloudfront(lines: list[str], out: Entries, receive_ns: int, st: _State) -> int:
+def _lines_cloudfront(lines: list[str], out: Entries, clock: ReceiveClock, st: _State) -> int:
     match, append = _CLOUDFRONT_TIME.match, out.append
     fallback = 0
     for line in lines:
@@ -353,7 +365,7 @@ def _lines_cloudfront(lines: list[str], out: Entries, receive_ns: int, st: _Stat
             secs = clock_seconds(days_since_epoch(line[:10], int(y), int(mo), int(d)), hh, mm, ss)
             ts = secs * NS if secs is not None else None
         if ts is None:
-            ts = receive_ns
+            ts = clock.take()
             fallback += 1
         append((ts, line))
     return fallback
@@ -362,7 +374,7 @@ def _lines_cloudfront(lines: list[str], out: Entries, receive_ns: int, st: _Stat
 _WAF_TIME = re.compile(r'"timestamp":\s*(\d+)')
 
 
-def _lines_waf(lines: list[str], out: Entries, receive_ns: int, st: _State) -> int:
+def _lines_waf(lines: list[str], out: Entries, clock: ReceiveClock, st: _State) -> int:
     search, append = _WAF_TIME.search, out.append
     fallback = 0
     for line in lines:
@@ -370,7 +382,7 @@ def _lines_waf(lines: list[str], out: Entries, receive_ns: int, st: _State) -> i
         if m is not None:
             append((unix_digits_ns(m.group(1)), line))
         else:
-            append((receive_ns, line))
+            append((clock.take(), line))
             fallback += 1
     return fallback
 
@@ -378,7 +390,7 @@ def _lines_waf(lines: list[str], out: Entries, receive_ns: int, st: _State) -> i
 _MSK_TIME = re.compile(r"\[(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}),(\d{3})\]")
 
 
-def _lines_msk(lines: list[str], out: Entries, receive_ns: int, st: _State) -> int:
+def _lines_msk(lines: list[str], out: Entries, clock: ReceiveClock, st: _State) -> int:
     match, append = _MSK_TIME.match, out.append
     fallback = 0
     for line in lines:
@@ -389,7 +401,7 @@ def _lines_msk(lines: list[str], out: Entries, receive_ns: int, st: _State) -> i
             secs = clock_seconds(days_since_epoch(line[1:11], int(y), int(mo), int(d)), hh, mm, ss)
             ts = secs * NS + int(ms) * 1_000_000 if secs is not None else None
         if ts is None:
-            ts = receive_ns
+            ts = clock.take()
             fallback += 1
         append((ts, line))
     return fallback
@@ -399,7 +411,7 @@ def _lines_msk(lines: list[str], out: Entries, receive_ns: int, st: _State) -> i
 _S3_ACCESS_TIME = re.compile(r"\[(\d{2})/([A-Z][a-z]{2})/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\]")
 
 
-def _lines_s3_access(lines: list[str], out: Entries, receive_ns: int, st: _State) -> int:
+def _lines_s3_access(lines: list[str], out: Entries, clock: ReceiveClock, st: _State) -> int:
     search, append = _S3_ACCESS_TIME.search, out.append
     fallback = 0
     for line in lines:
@@ -414,13 +426,13 @@ def _lines_s3_access(lines: list[str], out: Entries, receive_ns: int, st: _State
                     offset = int(oh) * 3600 + int(om) * 60
                     ts = (secs - offset if sign == "+" else secs + offset) * NS
         if ts is None:
-            ts = receive_ns
+            ts = clock.take()
             fallback += 1
         append((ts, line))
     return fallback
 
 
-def _lines_guardduty(lines: list[str], out: Entries, receive_ns: int, st: _State) -> int:
+def _lines_guardduty(lines: list[str], out: Entries, clock: ReceiveClock, st: _State) -> int:
     loads, append = orjson.loads, out.append
     fallback = 0
     for line in lines:
@@ -432,18 +444,19 @@ def _lines_guardduty(lines: list[str], out: Entries, receive_ns: int, st: _State
         if isinstance(doc, dict):
             ts = iso_ns(doc.get("updatedAt"))
         if ts is None:
-            ts = receive_ns
+            ts = clock.take()
             fallback += 1
         append((ts, line))
     return fallback
 
 
-def _lines_unknown(lines: list[str], out: Entries, receive_ns: int, st: _State) -> int:
-    out.extend((receive_ns, line) for line in lines)
+def _lines_unknown(lines: list[str], out: Entries, clock: ReceiveClock, st: _State) -> int:
+    start = clock.take(len(lines))  # 1 ns apart: Loki would merge equal lines of equal times
+    out.extend(zip(range(start, start + len(lines)), lines, strict=True))
     return 0  # expected, not a parse failure: the caller counts unknown objects
 
 
-_LINE_PARSERS: dict[str, Callable[[list[str], Entries, int, _State], int]] = {
+_LINE_PARSERS: dict[str, Callable[[list[str], Entries, ReceiveClock, _State], int]] = {
     LB: _lines_search_iso,
     VPC_FLOW: _lines_vpc,
     CLOUDFRONT: _lines_cloudfront,
@@ -461,7 +474,7 @@ _LINE_PARSERS: dict[str, Callable[[list[str], Entries, int, _State], int]] = {
 def read_entries(
     obj: S3Object,
     body: Any,
-    receive_ns: int,
+    receive_ns: int | ReceiveClock,
     *,
     chunk_lines: int = DEFAULT_CHUNK_LINES,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -480,9 +493,10 @@ def read_entries(
         stats = S3Stats()
     if obj.skip:
         return
+    clock = receive_clock(receive_ns)
     stream = decompressed(body)
     if obj.log_type == CLOUDTRAIL:
-        yield from _read_cloudtrail(stream, receive_ns, chunk_lines, max_bytes, stats)
+        yield from _read_cloudtrail(stream, clock, chunk_lines, max_bytes, stats)
         return
     parse = _LINE_PARSERS.get(obj.log_type, _lines_unknown)
     st = _State()
@@ -496,7 +510,7 @@ def read_entries(
             continue
         size = sum(map(len, lines))
         before = len(chunk)
-        stats.ts_fallback += parse(lines, chunk, receive_ns, st)
+        stats.ts_fallback += parse(lines, chunk, clock, st)
         st.first = False
         added = len(chunk) - before
         stats.skipped += n - added
@@ -519,7 +533,7 @@ def read_entries(
 
 
 def _read_cloudtrail(
-    stream: BinaryIO, receive_ns: int, chunk_lines: int, max_bytes: int, stats: S3Stats
+    stream: BinaryIO, clock: ReceiveClock, chunk_lines: int, max_bytes: int, stats: S3Stats
 ) -> Iterator[Entries]:
     parts: list[bytes] = []
     size = 0
@@ -545,7 +559,7 @@ def _read_cloudtrail(
     for rec in records:
         ts = iso_ns(rec.get("eventTime")) if isinstance(rec, dict) else None
         if ts is None:
-            ts = receive_ns
+            ts = clock.take()
             stats.ts_fallback += 1
         chunk.append((ts, dumps(rec).decode()))
         if len(chunk) >= chunk_lines:

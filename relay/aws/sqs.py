@@ -2,7 +2,8 @@
 
 Lambda's "Report batch item failures" retries only the messages listed in
 `batchItemFailures`. The rule: a message whose body is a malformed event is dropped (a
-retry cannot fix it) and not reported; a message that fails to deliver (an S3 object not
+retry cannot fix it) and not reported; a message whose payload did not fit in what was left
+of the request's decompression limit is reported (alone, or in a smaller batch, it fits); a message that fails to deliver (an S3 object not
 readable, the relay or Loki not taking it) is reported; once the destination is down
 (`stop`), every later message is reported without being tried.
 
@@ -35,7 +36,9 @@ class SqsBatch:
         """The messages to deliver, in order; malformed ones go to `invalid`, and after a stop the
         rest are failed without being yielded."""
         for item in self.items:
-            if item.error is not None:
+            if item.retry:
+                self.failed.add(item.message_id)
+            elif item.error is not None:
                 self.invalid.append(item)
             elif self.stopped:
                 self.failed.add(item.message_id)

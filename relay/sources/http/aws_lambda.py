@@ -9,13 +9,18 @@ labels: `relay.aws.s3logs`.
 Answers: 200 `{"kind", "entries", "streams", "s3_objects", "dropped", ...}` once every entry
 has been accepted into the relay's buffer; for SQS events also `batchItemFailures` listing
 the messageIds whose S3 objects could not be read or that the relay could not accept (so
-Lambda retries just those). 400 malformed events; 413 a body over max_send_msg_size;
+Lambda retries just those). 400 malformed events; 413 a body over max_send_msg_size, or
+payloads inside the event (CloudWatch data, Kinesis records, SQS/SNS-embedded events) that
+decompress to more than max_send_msg_size in total (one Kinesis record over it alone is
+skipped and counted as `too-large`; an SQS message that does not fit beside the others is
+listed in `batchItemFailures`, one too large alone is dropped as invalid);
 502 an S3 object that cannot be read (missing, S3 unreachable, corrupt gzip...); 503 with
 Retry-After when the relay cannot accept (backpressure). Entries the relay drops by its
 own rules (relabel drop, label limits) are not an error: they are counted in
 `loki_relay_dropped_entries_total` and reported in the summary's `dropped` / `errors`.
 
-S3 objects are read in a worker thread, chunk by chunk (1000 lines or 4 MiB), while the
+Bodies of 1 MiB or more (16 KiB compressed) are decoded in a worker thread, so one huge
+event does not hold the listeners. S3 objects are read in a worker thread, chunk by chunk (1000 lines or 4 MiB), while the
 event loop pushes the previous chunk: memory stays bounded whatever the object size.
 An object that fails half-way has its first chunks accepted already; the retry sends them
 again (Loki drops exact duplicates of an entry in a stream).
@@ -37,7 +42,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ...aws import s3logs
-from ...aws.events import SQS, EventError, ParsedEvent, S3Ref, parse_event
+from ...aws.events import SQS, EventError, EventTooLarge, ParsedEvent, S3Ref, parse_event
 from ...aws.s3 import ObjectReader, S3Clients, S3ReadError
 from ...aws.settings import LambdaSettings
 from ...aws.sqs import SqsBatch
@@ -45,7 +50,8 @@ from ...ingest import Backpressure, Ingest
 from ...metrics import REGISTRY
 from ...model import Stream, new_stream
 from ...pipeline import Outcome
-from ..content import BadRequest, BodyTooLarge, decode_content
+from ...times import ReceiveClock
+from ..content import BadRequest, BodyTooLarge, decode_content, heavy
 from .listener import observe, read_body
 
 log = logging.getLogger("relay.aws_lambda")
@@ -124,9 +130,16 @@ class EventHandler:
         self.clients = clients or S3Clients(settings.s3)
         self.job = ingest.job.name
 
-    def parse(self, doc: Any, receive_ns: int) -> ParsedEvent:
-        parsed = parse_event(doc, keep_stream=self.settings.keep_stream, receive_ns=receive_ns,
-                             limit=self.ingest.job.max_message_size)
+    def parse(self, body: bytes, encoding: str, clock: ReceiveClock) -> ParsedEvent:
+        """The event in a request body. Raises BadRequest, BodyTooLarge, EventError."""
+        limit = self.ingest.job.max_message_size
+        body = decode_content(body, encoding, limit)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as e:
+            raise BadRequest(f"invalid JSON: {e}") from None
+        del body
+        parsed = parse_event(doc, keep_stream=self.settings.keep_stream, receive_ns=clock, limit=limit)
         lambda_events.labels(self.job, parsed.kind).inc()
         if parsed.ignored:
             lambda_skipped.labels(self.job, "ignored").inc(parsed.ignored)
@@ -136,18 +149,18 @@ class EventHandler:
             timestamp_fallbacks.labels(self.job).inc(parsed.ts_fallback)
         return parsed
 
-    async def push(self, streams: Iterable[Stream], tenant: str, receive_ns: int, summary: Summary) -> None:
+    async def push(self, streams: Iterable[Stream], tenant: str, clock: ReceiveClock, summary: Summary) -> None:
         batch = [s for s in streams if s.entries.entries]
         if not batch:
             return
         for s in batch:
             self.settings.apply(s.labels)
-        out = await self.ingest.push(batch, tenant, receive_ns)
+        out = await self.ingest.push(batch, tenant, clock.take(sum(len(s.entries.entries) for s in batch)))
         summary.add(out)
         summary.streams += sum(len(c) for c in out.chunks.values())
 
-    async def push_object(self, ref: S3Ref, tenant: str, receive_ns: int, summary: Summary) -> None:
-        reader = ObjectReader(self.clients, ref, receive_ns)
+    async def push_object(self, ref: S3Ref, tenant: str, clock: ReceiveClock, summary: Summary) -> None:
+        reader = ObjectReader(self.clients, ref, clock)
         obj = reader.obj
         labels = self.settings.apply(dict(obj.labels))
         pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))
@@ -162,7 +175,7 @@ class EventHandler:
                     break
                 pending = asyncio.ensure_future(asyncio.to_thread(reader.next_chunk))  # read ahead while pushing
                 stream = new_stream(labels, chunk)
-                summary.add(await self.ingest.push([stream], tenant, receive_ns))
+                summary.add(await self.ingest.push([stream], tenant, clock.take(len(chunk))))
         finally:
             if not pending.done():
                 await asyncio.wait([pending])
@@ -180,24 +193,28 @@ class EventHandler:
             log.info("S3 key of no known layout ingested as log_type s3: job=%s bucket=%s key=%s",
                      self.job, ref.bucket, ref.key)
 
-    async def deliver(self, streams: list[Stream], objects: list[S3Ref], tenant: str, receive_ns: int,
+    async def deliver(self, streams: list[Stream], objects: list[S3Ref], tenant: str, clock: ReceiveClock,
                       summary: Summary) -> None:
-        await self.push(streams, tenant, receive_ns, summary)
+        await self.push(streams, tenant, clock, summary)
         for ref in objects:
-            await self.push_object(ref, tenant, receive_ns, summary)
+            await self.push_object(ref, tenant, clock, summary)
 
-    async def sqs(self, parsed: ParsedEvent, tenant: str, receive_ns: int, summary: Summary) -> SqsBatch:
+    async def sqs(self, parsed: ParsedEvent, tenant: str, clock: ReceiveClock, summary: Summary) -> SqsBatch:
         """Deliver each message; the batch knows which failed (to be retried by Lambda)."""
         batch = SqsBatch(parsed.items)
         for item in batch.pending():
             try:
-                await self.deliver(item.streams, item.s3_objects, tenant, receive_ns, summary)
+                await self.deliver(item.streams, item.s3_objects, tenant, clock, summary)
             except S3ReadError as e:
                 log.warning("SQS message %s failed: %s", item.message_id, e)
                 batch.fail(item.message_id)
                 summary.error(f"message {item.message_id}: {e}")
             except Backpressure:
                 batch.fail(item.message_id, stop=True)  # the relay is full: do not even try the rest
+        for item in parsed.items:
+            if item.retry:
+                log.warning("SQS message %s left for a retry: %s", item.message_id, item.error)
+                summary.error(f"message {item.message_id}: {item.error}")
         for item in batch.invalid:
             # Retrying cannot fix a malformed body: count it and let the batch succeed.
             lambda_skipped.labels(self.job, "invalid_sqs_message").inc()
@@ -218,31 +235,32 @@ def routes(ingest: Ingest) -> list[Route]:
 
     async def push(request: Request) -> Response:
         with observe(job.name, "awslambda") as done:
-            receive_ns = time.time_ns()
+            clock = ReceiveClock(time.time_ns())
             tenant = request.headers.get("x-scope-orgid", "")
             try:
                 (await ingest.check(tenant)).release()  # full buffers: refuse before reading S3 or decoding
             except Backpressure as e:
                 return done(_unavailable(e))
             try:
-                body = decode_content(await read_body(request, limit), request.headers.get("content-encoding", ""), limit)
-                try:
-                    doc = orjson.loads(body)
-                except orjson.JSONDecodeError as e:
-                    raise BadRequest(f"invalid JSON: {e}") from None
-                parsed = handler.parse(doc, receive_ns)
-            except BodyTooLarge as e:
+                body = await read_body(request, limit)
+                encoding = request.headers.get("content-encoding", "")
+                if heavy(body, encoding):  # decoded in a worker thread: the event loop serves on
+                    parsed = await asyncio.to_thread(handler.parse, body, encoding, clock)
+                else:
+                    parsed = handler.parse(body, encoding, clock)
+                del body
+            except (BodyTooLarge, EventTooLarge) as e:
                 return done(PlainTextResponse(f"{e}\n", 413))
             except (BadRequest, EventError) as e:
                 return done(PlainTextResponse(f"{e}\n", 400))
             summary = Summary(kind=parsed.kind, ignored=parsed.ignored)
             try:
                 if parsed.kind == SQS:
-                    batch = await handler.sqs(parsed, tenant, receive_ns, summary)
+                    batch = await handler.sqs(parsed, tenant, clock, summary)
                     answer = summary.json()
                     answer["batchItemFailures"] = batch.failures()
                     return done(JSONResponse(answer))
-                await handler.deliver(parsed.streams, parsed.s3_objects, tenant, receive_ns, summary)
+                await handler.deliver(parsed.streams, parsed.s3_objects, tenant, clock, summary)
             except S3ReadError as e:
                 log.warning("cannot read S3 object: job=%s %s", job.name, e)
                 return done(PlainTextResponse(f"cannot read S3 object {e}\n", 502))

@@ -51,7 +51,7 @@ from ...aws.firehose import (
 from ...ingest import Backpressure, Ingest
 from ...metrics import REGISTRY
 from ...sink.fanout import Ticket
-from ..content import BadRequest, BodyTooLarge, first_errors
+from ..content import BadRequest, BodyTooLarge, first_errors, heavy
 from .listener import observe, read_body
 
 log = logging.getLogger("relay.firehose")
@@ -234,10 +234,17 @@ def routes(ingest: Ingest) -> list[Route]:
                 except BadRequest as e:
                     return done(answer(400, rid, str(e)))
                 try:
-                    batch = parse_request(
-                        body, headers, receive_ns=receive_ns, use_incoming_timestamp=job.use_incoming_timestamp,
-                        split_lines=split_lines, max_size=limit,
-                    )
+                    if heavy(body, headers.get("content-encoding", "")):  # in a worker thread: the loop serves on
+                        batch = await asyncio.to_thread(
+                            parse_request, body, headers, receive_ns=receive_ns,
+                            use_incoming_timestamp=job.use_incoming_timestamp, split_lines=split_lines, max_size=limit,
+                        )
+                    else:
+                        batch = parse_request(
+                            body, headers, receive_ns=receive_ns, use_incoming_timestamp=job.use_incoming_timestamp,
+                            split_lines=split_lines, max_size=limit,
+                        )
+                    del body
                 except FirehoseTooLarge as e:
                     return done(answer(413, e.request_id, str(e)))
                 except FirehoseError as e:

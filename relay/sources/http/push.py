@@ -3,6 +3,7 @@ a thin layer over `relay.sources.push`."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from starlette.requests import Request
@@ -11,7 +12,7 @@ from starlette.routing import Route
 
 from ...ingest import Backpressure, Ingest
 from ...tenant import tenant_error
-from ..content import BadRequest, BodyTooLarge, first_errors
+from ..content import BadRequest, BodyTooLarge, first_errors, heavy
 from ..push import Decoded, PushDecoder, decode_raw
 from .listener import ClientGone, content_length, observe, read_body
 
@@ -25,13 +26,18 @@ def routes(ingest: Ingest) -> list[Route]:
     limit = job.max_message_size
     decoder = PushDecoder()
 
-    def decode(request: Request, body: bytes, raw: bool, receive_ns: int) -> Decoded:
+    async def decode(request: Request, body: bytes, raw: bool, receive_ns: int) -> Decoded:
         headers = request.headers
         encoding = headers.get("content-encoding", "")
         if raw:
+            if heavy(body, encoding):
+                return await asyncio.to_thread(decode_raw, body, encoding, limit, receive_ns)
             return decode_raw(body, encoding, limit, receive_ns)
         legacy = request.url.path.startswith("/api/prom/")
-        return decoder.decode(body, headers.get("content-type", ""), encoding, limit, legacy=legacy)
+        content_type = headers.get("content-type", "")
+        if heavy(body, encoding):
+            return await asyncio.to_thread(decoder.decode, body, content_type, encoding, limit, legacy=legacy)
+        return decoder.decode(body, content_type, encoding, limit, legacy=legacy)
 
     async def handle(request: Request, route: str, raw: bool) -> Response:
         with observe(job.name, route) as done:
@@ -47,7 +53,7 @@ def routes(ingest: Ingest) -> list[Route]:
             try:
                 try:
                     body = await read_body(request, limit)
-                    decoded = decode(request, body, raw, receive_ns)
+                    decoded = await decode(request, body, raw, receive_ns)
                 except BodyTooLarge as e:
                     return done(PlainTextResponse(f"{e}\n", 413))
                 except ClientGone as e:
