@@ -56,7 +56,10 @@ def iso_match_ns(m: re.Match[str]) -> int | None:
     if secs is None:
         return None
     if tz and tz not in ("Z", "z"):
-        offset = int(tz[1:3]) * 3600 + int(tz[-2:]) * 60
+        hours, minutes = int(tz[1:3]), int(tz[-2:])
+        if hours > 24 or minutes > 60:  # Go's time.Parse takes 24 and 60, and nothing beyond
+            return None
+        offset = hours * 3600 + minutes * 60
         secs = secs - offset if tz[0] == "+" else secs + offset
     return secs * NS + int(frac.ljust(9, "0")) if frac else secs * NS
 

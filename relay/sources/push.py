@@ -173,9 +173,11 @@ def _json_stream(s: Any) -> Stream:
 
 def _rfc3339(value: Any) -> int:
     ns = rfc3339_ns(value)
+    shown = value[:40] if isinstance(value, str) else str(value)[:40]
     if ns is None:
-        shown = value[:40] if isinstance(value, str) else value
         raise BadRequest(f"invalid timestamp {shown!r}: expected RFC3339")
+    if not 0 <= ns < INT64:
+        raise BadRequest(f"invalid timestamp {shown!r}: out of range (1970 to 2262)")
     return ns
 
 
