@@ -480,3 +480,18 @@ def test_forwarder(relay: Relay, fresh: Receiver, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("RELAY_URL", "http://127.0.0.1:1")
     with pytest.raises(forwarder.ForwardError, match="cannot reach"):
         forwarder.handler(doc, None)
+
+
+def test_identical_lines_of_an_unknown_layout_get_distinct_times(relay: Relay, moto: dict[str, Any],
+                                                                  fresh: Receiver) -> None:
+    """Loki merges entries of equal stream, timestamp and line: stamped with one receive time,
+    three identical lines would be stored once. 1 ns apart, all three stay, and so do the
+    identical lines of a second object in the same event."""
+    moto["s3"].put_object(Bucket=BUCKET, Key="misc/same-1.txt", Body=b"same\nsame\nsame\n")
+    moto["s3"].put_object(Bucket=BUCKET, Key="misc/same-2.txt", Body=b"same\nsame\nsame\n")
+    r = relay.post(s3_event("misc/same-1.txt", "misc/same-2.txt"))
+    assert r.status_code == 200, r.text
+    entries = got(fresh, 6)
+    assert [e["line"] for e in entries] == ["same"] * 6
+    stamps = sorted(e["ts"] for e in entries)
+    assert len(set(stamps)) == 6 and stamps[-1] - stamps[0] < 1_000_000_000  # distinct, and still receive time

@@ -352,7 +352,7 @@ def test_firehose_route_answers_2xx_or_4xx(relay: Ports, body: bytes, gz: bool, 
         body = gzip.compress(body)
         headers["Content-Encoding"] = "gzip"
     if attributes is not None:
-        headers["X-Amz-Firehose-Common-Attributes"] = "".join(c for c in attributes if " " <= c <= "~")  # sendable
+        headers["X-Amz-Firehose-Common-Attributes"] = "".join(c for c in attributes if " " <= c <= "~").strip()
     if request_id is not None:
         headers["X-Amz-Firehose-Request-Id"] = request_id
     check(CLIENT.post(f"http://127.0.0.1:{relay.firehose}/awsfirehose/api/v1/push", content=body, headers=headers), body)

@@ -70,3 +70,66 @@ def test_legacy_timestamp_out_of_range_is_400_with_the_reason(env: Env, ts: str,
     assert r.status_code == 400, r.text
     assert ts[:20] in r.text and reason in r.text
     assert [e["line"] for e in env.rx.wait_for(1)] == ["kept"]  # the valid stream is still delivered
+
+
+# ---- item 6: Loki-exact JSON ------------------------------------------------------------------------
+
+
+def test_json_label_values_that_are_not_strings_are_stringified_as_loki_does(env: Env) -> None:
+    env.rx.reset()
+    ts = str(time.time_ns())
+    # What pino-loki's propsToLabels sends: the props' JSON types as they are.
+    body = b'{"streams":[{"stream":{"job":"pino","pid":4242,"ratio":1.5,"ok":true,"off":false,"gone":null},' \
+           b'"values":[["' + ts.encode() + b'","hello"]]}]}'
+    r = env.post_push(body)
+    assert r.status_code == 204, r.text
+    [entry] = env.rx.wait_for(1)
+    assert entry["labels"] == {"job": "pino", "pid": "4242", "ratio": "1.5", "ok": "true", "off": "false",
+                               "gone": "null"}
+
+
+@pytest.mark.parametrize("ts", ["1700000000000000000", "1.7e18", "true", "null", '["1"]'])
+def test_a_json_timestamp_that_is_not_a_string_refuses_its_stream_as_loki_does(env: Env, ts: str) -> None:
+    env.rx.reset()
+    now = str(time.time_ns())
+    body = ('{"streams":[{"stream":{"app":"numeric"},"values":[[' + ts + ',"refused"]]},'
+            '{"stream":{"app":"string"},"values":[["' + now + '","kept"]]}]}').encode()
+    r = env.post_push(body)
+    assert r.status_code == 400, r.text
+    assert "stream 0" in r.text and "expected Unix nanoseconds as a string" in r.text
+    assert [e["line"] for e in env.rx.wait_for(1)] == ["kept"]
+
+
+@pytest.mark.parametrize("ts", ["1_700_000_000_000_000_000", " 1700000000000000000", "0x10"])
+def test_a_timestamp_string_go_would_not_parse_is_refused(env: Env, ts: str) -> None:
+    body = orjson.dumps({"streams": [{"stream": {"app": "x"}, "values": [[ts, "refused"]]}]})
+    r = env.post_push(body)
+    assert r.status_code == 400 and "expected Unix nanoseconds" in r.text, r.text
+
+
+# ---- item 6: Firehose retries are the same id AND the same body -----------------------------------------
+
+
+def firehose_post(env: Env, rid: str, lines: list[str]) -> httpx.Response:
+    import base64
+    body = orjson.dumps({"requestId": rid, "timestamp": time.time_ns() // 1_000_000,
+                         "records": [{"data": base64.b64encode(ln.encode()).decode()} for ln in lines]})
+    return httpx.post(f"http://127.0.0.1:{env.firehose}/awsfirehose/api/v1/push", content=body,
+                      headers={"X-Amz-Firehose-Request-Id": rid, "Content-Type": "application/json"}, timeout=10)
+
+
+def test_firehose_dedups_on_request_id_and_body(env: Env) -> None:
+    env.rx.reset()
+    dupes = env.rel.metric("loki_relay_firehose_duplicate_requests_total", job="firehose")
+    rid = "5f6c1a5e-0000-4000-8000-000000000001"
+    first = firehose_post(env, rid, ["one", "two"])
+    assert first.status_code == 200, first.text
+    assert sorted(e["line"] for e in env.rx.wait_for(2)) == ["one", "two"]
+    # A retry (same id, same body): answered 200 again, not ingested again.
+    assert firehose_post(env, rid, ["one", "two"]).status_code == 200
+    assert env.rel.metric("loki_relay_firehose_duplicate_requests_total", job="firehose") == dupes + 1
+    # The same id with other records is another request: ingested.
+    assert firehose_post(env, rid, ["three"]).status_code == 200
+    entries = env.rx.wait_for(3)
+    time.sleep(0.5)  # a wrongly ingested retry would have arrived by now (batchwait 100ms)
+    assert sorted(e["line"] for e in env.rx.entries()) == ["one", "three", "two"], entries

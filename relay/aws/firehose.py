@@ -50,6 +50,7 @@ matched filters are never made labels by default.
 from __future__ import annotations
 
 import binascii
+import hashlib
 import hmac
 import time
 import unicodedata
@@ -126,6 +127,7 @@ class FirehoseBatch:
     control_messages: int = 0  # CloudWatch CONTROL_MESSAGE records (not ingested)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> records
     invalid_attributes: int = 0  # common attributes ignored (bad JSON, unusable lbl_ name)
+    digest: str = ""  # of the records' data and the common attributes: a retry has the same
 
 
 def parse_request(
@@ -182,10 +184,13 @@ def parse_request(
     # Entries grouped by label set: None for Direct PUT, else the CloudWatch envelope.
     groups: dict[tuple[str, ...] | None, list[tuple[int, str]]] = {}
     skipped = batch.skipped
+    digest = hashlib.blake2b(hdr.get(COMMON_ATTRIBUTES_HEADER.lower(), "").encode("utf-8", "surrogatepass"),
+                             digest_size=16)
     for rec in records:
         data = rec.get("data") if isinstance(rec, dict) else None
         if not isinstance(data, str):
             raise FirehoseError("every record must be an object with a string `data`", request_id)
+        digest.update(b"\n" + data.encode("utf-8", "surrogatepass"))
         try:
             raw = binascii.a2b_base64(data, strict_mode=True)
         except (binascii.Error, ValueError):  # ValueError: non-ASCII text
@@ -227,6 +232,7 @@ def parse_request(
             receive_ns += len(events)
         groups.setdefault(key, []).extend(events)
 
+    batch.digest = digest.hexdigest()
     for group, entries in groups.items():
         labels = dict(base)
         if group is not None:

@@ -9,6 +9,7 @@ endpoint. The routes are in `relay.sources.http.push`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,16 +129,29 @@ def _stream_list(raw: bytes) -> list[Any]:
     return streams
 
 
+_DIGITS = re.compile(r"[+-]?[0-9]+")  # what Go's strconv.ParseInt takes (Python's int() takes "1_0", " 1")
+
+
 def _ns(value: Any) -> int:
-    # Loki sends nanoseconds as a string; a JSON integer is accepted too.
+    # Loki reads the timestamp as a JSON string of Unix nanoseconds, and refuses a JSON number.
     if isinstance(value, str):
-        try:
+        if _DIGITS.fullmatch(value):
             return int(value)
-        except ValueError:
-            raise BadRequest(f"invalid timestamp {value[:40]!r}: expected Unix nanoseconds") from None
-    if isinstance(value, int) and not isinstance(value, bool):
+        raise BadRequest(f"invalid timestamp {value[:40]!r}: expected Unix nanoseconds")
+    shown = orjson.dumps(value)[:40].decode(errors="replace") if value is None or isinstance(value, (bool, int, float)) \
+        else type(value).__name__
+    raise BadRequest(f"invalid timestamp {shown}: expected Unix nanoseconds as a string")
+
+
+def _label_value(value: Any) -> str:
+    """A JSON label value as Loki keeps it: a string as is, anything else as its JSON text
+    (pino-loki sends numbers: 200 -> "200", true -> "true", null -> "null")."""
+    if isinstance(value, str):
         return value
-    raise BadRequest(f"invalid timestamp {value!r}: expected Unix nanoseconds as a string")
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # an integer beyond 64 bits
+        return str(value)
 
 
 def _json_stream(s: Any) -> Stream:
@@ -146,8 +160,10 @@ def _json_stream(s: Any) -> Stream:
     labels = s.get("stream")
     if labels is None:
         labels = {}
-    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
-        raise BadRequest('"stream" must be an object of string label values')
+    if not isinstance(labels, dict):
+        raise BadRequest('"stream" must be an object of label values')
+    if not all(isinstance(v, str) for v in labels.values()):
+        labels = {k: _label_value(v) for k, v in labels.items()}
     values = s.get("values")
     if not isinstance(values, list):
         raise BadRequest('"values" must be a list')

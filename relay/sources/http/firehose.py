@@ -8,8 +8,9 @@ of that request id gets the same 400 without ingesting again); 401 access key mi
 wrong; 413 over max_send_msg_size; 503 the relay cannot take it now (Firehose retries).
 
 Retries: the ids of the last 10,000 requests answered 200 (or 400 after a partial ingest) are
-remembered per job, and a request with such an id gets that answer again without being
-ingested. A request still in flight makes a concurrent retry of it wait for its outcome.
+remembered per job with a digest of their records (and common attributes), and a request with
+such an id and the same records gets that answer again without being ingested; the same id with
+other records is a new request, and is ingested. A request still in flight makes a concurrent retry of it wait for its outcome.
 
 Metrics: loki_relay_firehose_records_total{job}, ..._records_skipped_total{job,reason},
 ..._control_messages_total{job}, ..._duplicate_requests_total{job},
@@ -215,14 +216,8 @@ def routes(ingest: Ingest) -> list[Route]:
             claimed = ""
             ticket: Ticket | None = None
             try:
-                # Cheap answers first, before the body is even read: a retry already answered,
-                # then full buffers (Firehose retries; decoding first would only add load).
-                if rid:
-                    seen = await recent.claim(rid)
-                    if seen is not None:
-                        m_duplicates.inc()
-                        return done(answer(seen[0], rid, seen[1]))
-                    claimed = rid
+                # Full buffers first, before the body is even read (Firehose retries; reading and
+                # decoding first would only add load).
                 got = await _room(headers)
                 if isinstance(got, Backpressure):
                     return done(answer(503, rid, str(got), {"Retry-After": got.retry_after_header}))
@@ -249,12 +244,17 @@ def routes(ingest: Ingest) -> list[Route]:
                     return done(answer(413, e.request_id, str(e)))
                 except FirehoseError as e:
                     return done(answer(400, e.request_id, str(e)))
-                if not claimed and batch.request_id:  # no header: the id in the body
-                    seen = await recent.claim(batch.request_id)
+                if batch.request_id:
+                    # A retry is the same request id with the same records (Firehose keeps the id
+                    # across attempts): an id alone is not enough, a sender reusing ids would lose
+                    # data. The digest is of the records and attributes, not of the body, whose
+                    # `timestamp` may differ between attempts.
+                    key = f"{batch.request_id}:{batch.digest}"
+                    seen = await recent.claim(key)
                     if seen is not None:
                         m_duplicates.inc()
                         return done(answer(seen[0], batch.request_id, seen[1]))
-                    claimed = batch.request_id
+                    claimed = key
                 status, error, remember, extra = await handle(batch, receive_ns, ticket)
                 if remember and claimed:
                     recent.release(claimed, (status, error))
