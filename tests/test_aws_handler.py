@@ -150,6 +150,8 @@ def test_loki_failures_fail_the_invocation(env: pytest.MonkeyPatch, rx: Receiver
         ({"RELABEL_CONFIGS": '[{"action": "explode"}]'}, "RELABEL_CONFIGS"),
         ({"RELABEL_CONFIGS": '{"a": 1}'}, "RELABEL_CONFIGS"),
         ({"PASSWORD": "arn:aws:iam::1:role/x", "USERNAME": "u"}, "only Secrets Manager"),
+        ({"TENANT_ID": "team/a"}, "TENANT_ID: .*unsupported character"),  # Loki would refuse every push
+        ({"TENANT_ID": "x" * 151}, "TENANT_ID: tenant id too long"),
     ],
 )
 def test_invalid_settings(env_vars: dict[str, str], message: str) -> None:

@@ -133,3 +133,51 @@ def test_firehose_dedups_on_request_id_and_body(env: Env) -> None:
     entries = env.rx.wait_for(3)
     time.sleep(0.5)  # a wrongly ingested retry would have arrived by now (batchwait 100ms)
     assert sorted(e["line"] for e in env.rx.entries()) == ["one", "three", "two"], entries
+
+
+# ---- item 4: tenant ids on the AWS routes --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("tenant", "why"), [("x" * 151, "too long"), ("..", "not allowed"), ("a/b", "'/'"),
+                                             ("x" * 100_000, "too long")])
+def test_lambda_route_refuses_a_tenant_loki_would_refuse(env: Env, tenant: str, why: str) -> None:
+    before = env.rel.metric("loki_relay_lambda_events_total", job="aws")
+    event = {"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": "hello"}]}
+    r = httpx.post(f"http://127.0.0.1:{env.aws}/awslambda/api/v1/push", content=orjson.dumps(event),
+                   headers={"X-Scope-OrgID": tenant}, timeout=10)
+    assert r.status_code == 400 and why in r.text, r.text
+    assert env.rel.metric("loki_relay_lambda_events_total", job="aws") == before  # refused before decoding
+
+
+def test_lambda_route_takes_a_valid_tenant(env: Env) -> None:
+    env.rx.reset()
+    event = {"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": "hello"}]}
+    r = httpx.post(f"http://127.0.0.1:{env.aws}/awslambda/api/v1/push", content=orjson.dumps(event),
+                   headers={"X-Scope-OrgID": "team-a.prod"}, timeout=10)
+    assert r.status_code == 200, r.text
+    assert [e["line"] for e in env.rx.wait_for(1, tenant="team-a.prod")] == ["hello"]
+
+
+@pytest.mark.parametrize(("attributes", "header", "why"), [
+    ({"tenant_id": "a|b"}, None, "'|'"),
+    ({"tenant_id": "y" * 151}, None, "too long"),
+    (None, ".", "not allowed"),
+    ({"tenant_id": "ok"}, "a b", None),  # the attribute wins over the header: valid
+])
+def test_firehose_refuses_a_tenant_loki_would_refuse(env: Env, attributes: dict[str, str] | None, header: str | None,
+                                                      why: str | None) -> None:
+    import base64
+    rid = f"tenant-{why}-{header}"
+    headers = {"X-Amz-Firehose-Request-Id": rid, "Content-Type": "application/json"}
+    if attributes is not None:
+        headers["X-Amz-Firehose-Common-Attributes"] = orjson.dumps({"commonAttributes": attributes}).decode()
+    if header is not None:
+        headers["X-Scope-OrgID"] = header
+    body = orjson.dumps({"requestId": rid, "timestamp": time.time_ns() // 1_000_000,
+                         "records": [{"data": base64.b64encode(b"t").decode()}]})
+    r = httpx.post(f"http://127.0.0.1:{env.firehose}/awsfirehose/api/v1/push", content=body, headers=headers, timeout=10)
+    if why is None:
+        assert r.status_code == 200, r.text
+    else:
+        assert r.status_code == 400 and why in r.json()["errorMessage"], r.text
+        assert r.json()["requestId"] == rid

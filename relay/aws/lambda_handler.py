@@ -71,6 +71,7 @@ from ..pipeline.pipeline import build as build_pipeline
 from ..pipeline.stages.block import go_duration
 from ..sink import retry
 from ..sink.batch import LabelEncoder, compress, encode_push
+from ..tenant import tenant_error
 from ..times import ReceiveClock
 from . import settings as aws_lambda
 from .events import SQS, S3Ref, parse_event
@@ -172,6 +173,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if s.username and s.bearer_token:
         raise SettingsError("USERNAME/PASSWORD and BEARER_TOKEN are mutually exclusive")
     s.tenant_id = env.get("TENANT_ID", "")
+    if bad := tenant_error(s.tenant_id):  # Loki would refuse every push
+        raise SettingsError(f"TENANT_ID: {bad}")
     raw = env.get("BATCH_SIZE", "").strip()
     if raw:
         try:

@@ -9,7 +9,8 @@ labels: `relay.aws.s3logs`.
 Answers: 200 `{"kind", "entries", "streams", "s3_objects", "dropped", ...}` once every entry
 has been accepted into the relay's buffer; for SQS events also `batchItemFailures` listing
 the messageIds whose S3 objects could not be read or that the relay could not accept (so
-Lambda retries just those). 400 malformed events; 413 a body over max_send_msg_size, or
+Lambda retries just those). 400 malformed events, or an X-Scope-OrgID Loki would refuse
+(`relay.tenant`); 413 a body over max_send_msg_size, or
 payloads inside the event (CloudWatch data, Kinesis records, SQS/SNS-embedded events) that
 decompress to more than max_send_msg_size in total (one Kinesis record over it alone is
 skipped and counted as `too-large`; an SQS message that does not fit beside the others is
@@ -50,6 +51,7 @@ from ...ingest import Backpressure, Ingest
 from ...metrics import REGISTRY
 from ...model import Stream, new_stream
 from ...pipeline import Outcome
+from ...tenant import tenant_error
 from ...times import ReceiveClock
 from ..content import BadRequest, BodyTooLarge, decode_content, heavy
 from .listener import observe, read_body
@@ -237,6 +239,8 @@ def routes(ingest: Ingest) -> list[Route]:
         with observe(job.name, "awslambda") as done:
             clock = ReceiveClock(time.time_ns())
             tenant = request.headers.get("x-scope-orgid", "")
+            if bad := tenant_error(tenant):  # before any per-tenant state exists for it
+                return done(PlainTextResponse(f"{bad}\n", 400))
             try:
                 (await ingest.check(tenant)).release()  # full buffers: refuse before reading S3 or decoding
             except Backpressure as e:

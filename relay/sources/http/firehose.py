@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -52,6 +51,7 @@ from ...aws.firehose import (
 from ...ingest import Backpressure, Ingest
 from ...metrics import REGISTRY
 from ...sink.fanout import Ticket
+from ...tenant import tenant_error
 from ..content import BadRequest, BodyTooLarge, first_errors, heavy
 from .listener import observe, read_body
 
@@ -87,14 +87,6 @@ invalid_attributes = Counter(
     ["job"],
     registry=REGISTRY,
 )
-
-# dskit's tenant.ValidTenantID, as Loki checks X-Scope-OrgID: refuse here what Loki would refuse later.
-_TENANT = re.compile(r"[a-zA-Z0-9!\-_.*'()]{1,150}")
-
-
-def valid_tenant(tenant: str) -> bool:
-    return bool(_TENANT.fullmatch(tenant)) and tenant not in (".", "..")
-
 
 def answer(status: int, request_id: str, error: str | None = None, headers: dict[str, str] | None = None) -> Response:
     return Response(response_body(request_id, error), status, headers=headers, media_type="application/json")
@@ -155,15 +147,13 @@ def routes(ingest: Ingest) -> list[Route]:
     m_duplicates = duplicate_requests.labels(job.name)
     m_attributes = invalid_attributes.labels(job.name)
 
-    async def _room(headers: Mapping[str, str]) -> Ticket | Backpressure:
+    async def _room(headers: Mapping[str, str], tenant: str) -> Ticket | Backpressure:
         """Wait briefly for buffer room before the body is read or decoded; else why not.
 
         Decoding a 500-record delivery costs tens of milliseconds: under backpressure, refuse
         first. Content-Length stands for the request's size (its entries encode to about as
         many bytes).
         """
-        _, attr_tenant, _ = common_attributes(headers.get(COMMON_ATTRIBUTES_HEADER, ""))
-        tenant = attr_tenant or headers.get(TENANT_HEADER) or ""
         length = headers.get("content-length", "")
         try:
             return await ingest.check(tenant, int(length) if length.isdigit() else 0)
@@ -188,8 +178,6 @@ def routes(ingest: Ingest) -> list[Route]:
                 ", ".join(f"{reason}: {n}" for reason, n in sorted(batch.skipped.items())),
             )
         tenant = batch.tenant or ""
-        if tenant and not valid_tenant(tenant):
-            return 400, f"invalid tenant {tenant[:160]!r}", False, None
         if not batch.streams:
             return 200, None, True, None
         if not rid_in_key and rid:
@@ -218,7 +206,13 @@ def routes(ingest: Ingest) -> list[Route]:
             try:
                 # Full buffers first, before the body is even read (Firehose retries; reading and
                 # decoding first would only add load).
-                got = await _room(headers)
+                # The tenant (common attribute tenant_id, else X-Scope-OrgID) is in the headers:
+                # one Loki would refuse is refused before any per-tenant state exists for it.
+                _, attr_tenant, _ = common_attributes(headers.get(COMMON_ATTRIBUTES_HEADER, ""))
+                tenant = attr_tenant or headers.get(TENANT_HEADER) or ""
+                if bad := tenant_error(tenant):
+                    return done(answer(400, rid, f"invalid tenant: {bad}"))
+                got = await _room(headers, tenant)
                 if isinstance(got, Backpressure):
                     return done(answer(503, rid, str(got), {"Retry-After": got.retry_after_header}))
                 ticket = got
