@@ -19,13 +19,12 @@ import orjson
 import pytest
 import snappy
 
-from conftest import RelayProcess, free_port
-from loki_receiver import Receiver
-
 from relay.aws.events import KINESIS, SQS, EventTooLarge, parse_event
 from relay.aws.firehose import SKIP_TOO_LARGE, parse_request
 from relay.aws.sqs import SqsBatch
 from relay.compress import Budget, BudgetExceeded
+from tests.conftest import RelayProcess, free_port
+from tests.loki_receiver import Receiver
 
 MiB = 1 << 20
 LIMIT = 100 * MiB  # the default max_send_msg_size

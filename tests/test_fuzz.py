@@ -22,9 +22,6 @@ import snappy
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import RelayProcess, free_port
-from loki_receiver import Receiver
-
 from relay.aws import s3logs
 from relay.aws import settings as aws_settings
 from relay.aws.cloudwatch import PayloadError
@@ -36,6 +33,8 @@ from relay.model import Stream
 from relay.pipeline import Processor
 from relay.sources.content import BadRequest, BodyTooLarge
 from relay.sources.push import PushDecoder, decode_raw
+from tests.conftest import RelayProcess, free_port
+from tests.loki_receiver import Receiver
 
 LIMIT = 1 << 20
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -11,8 +11,8 @@ import httpx
 import orjson
 import pytest
 
-from conftest import RelayProcess, free_port
-from loki_receiver import Receiver
+from tests.conftest import RelayProcess, free_port
+from tests.loki_receiver import Receiver
 
 
 class Env:

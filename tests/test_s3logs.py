@@ -431,8 +431,8 @@ def test_unknown_key_is_ingested_with_receive_time() -> None:
     assert stats.ts_fallback == 0 and stats.skipped == 1
     # our payload: CR LF, a blank line and no final newline
     entries, stats = read_all(obj, fixture_bytes("unknown"))
-    assert entries == [(RECEIVE_NS, "exported at the end of the day"), (RECEIVE_NS, "rows: 1288"),
-                       (RECEIVE_NS, "status: complete")]
+    assert entries == [(RECEIVE_NS, "exported at the end of the day"), (RECEIVE_NS + 1, "rows: 1288"),
+                       (RECEIVE_NS + 2, "status: complete")]
     assert stats.skipped == 1
 
 
