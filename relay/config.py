@@ -120,6 +120,12 @@ class LimitsConfig:
     max_label_names_per_series: int = 15
     max_label_name_length: int = 1024
     max_label_value_length: int = 2048
+    # Loki's time limits (its defaults), in seconds: entries older than reject_old_samples_max_age
+    # or further ahead than creation_grace_period are refused at intake, as Loki would refuse
+    # them. 0 turns a check off (as does reject_old_samples: false for the first).
+    reject_old_samples: bool = True
+    reject_old_samples_max_age: float = 168 * 3600.0
+    creation_grace_period: float = 600.0
     # Bytes held for delivery (queued, in flight, or retried), all tenants / one tenant. Over
     # either, a push is refused with 429 (503 for AWS sources) instead of buffered.
     max_buffered_bytes: int = 256 << 20
@@ -340,6 +346,12 @@ def parse_config(doc: Any, *, kinds: Mapping[str, JobKind] = JOB_KINDS,
         for name in ("max_buffered_bytes", "max_buffered_bytes_per_tenant"):
             setattr(cfg.limits, name, parse_size(lk.get(name, getattr(cfg.limits, name)), lk.at(name)))
         cfg.limits.backpressure_wait = parse_duration(lk.get("backpressure_wait", "2s"), lk.at("backpressure_wait"))
+        cfg.limits.reject_old_samples = boolean(lk.get("reject_old_samples", True), lk.at("reject_old_samples"))
+        for name in ("reject_old_samples_max_age", "creation_grace_period"):
+            seconds = parse_duration(lk.get(name, getattr(cfg.limits, name)), lk.at(name))
+            if not 0 <= seconds < 1e10:
+                raise ConfigError(f"{lk.at(name)}: expected a duration of 0 (off) or more, got {seconds!r} s")
+            setattr(cfg.limits, name, seconds)
         lk.done()
     for name, parse in sections.items():
         cfg.extra[name] = parse(k.get(name), name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import re
+import time
 from pathlib import Path
 
 import orjson
@@ -141,17 +142,35 @@ def test_the_limit_comes_from_the_config_and_the_flag_wins(moto: Moto, receiver:
     assert r.returncode == 1 and "limits_config.reject_old_samples_max_age: invalid duration" in r.stderr
 
 
-def test_take_max_age_leaves_the_rest_of_the_document() -> None:
-    from relay.backfill.job import take_max_age
+def test_the_config_limit_is_read_by_the_relay_config_and_only_reported_when_set() -> None:
+    from relay.backfill.job import config_max_age
     from relay.config import parse_config
 
     doc = {"limits_config": {"reject_old_samples_max_age": "1w", "max_line_size": 1000}, "clients": []}
-    out, seconds = take_max_age(doc)
-    assert seconds == 7 * 86400
-    assert parse_config(out).limits.max_line_size == 1000  # the relay's parser accepts what is left
-    assert doc["limits_config"]["reject_old_samples_max_age"] == "1w"  # the caller's document is not changed
-    assert take_max_age({"limits_config": {"max_line_size": 1}}) == ({"limits_config": {"max_line_size": 1}}, None)
-    assert take_max_age({}) == ({}, None)
+    cfg = parse_config(doc)  # the relay's own parser knows the key
+    assert cfg.limits.max_line_size == 1000
+    assert config_max_age(cfg, doc) == (7 * 86400 * 10**9, "limits_config.reject_old_samples_max_age")
+    off = {"limits_config": {"reject_old_samples": False, "reject_old_samples_max_age": "1w"}}
+    assert config_max_age(parse_config(off), off) == (0, "limits_config.reject_old_samples")
+    plain = {"limits_config": {"max_line_size": 1}}
+    assert config_max_age(parse_config(plain), plain) is None
+    assert config_max_age(parse_config({}), {}) is None
+
+
+def test_the_backfill_processor_never_refuses_old_entries_its_policy_sends(tmp_path: Path) -> None:
+    from relay.backfill.job import setup
+    from relay.model import new_stream
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"limits_config": {"reject_old_samples_max_age": "1h"}}))
+    st = setup("", {"config.file": str(path)}, False, None)
+    assert st.max_age_ns == 3600 * 10**9  # the policy's limit is the config's
+    now = time.time_ns()
+    out = st.processor.process([new_stream({"job": "x"}, [(now - 30 * 86400 * 10**9, "a month old"), (now, "new")])],
+                               "", now)
+    assert out.entries == 2 and not out.dropped and not out.errors
+    ahead = st.processor.process([new_stream({"job": "x"}, [(now + 3600 * 10**9, "an hour ahead")])], "", now)
+    assert ahead.entries == 0 and ahead.dropped == {"too_far_in_future": 1}  # Loki would refuse it: not sent
 
 
 def test_small_objects_share_pushes_and_each_is_done_only_once_loki_took_it(moto: Moto, receiver: Receiver,

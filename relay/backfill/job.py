@@ -5,14 +5,15 @@ The config is built by relay.flags from the relay flags the backfill takes (-con
 this package to run the `backfill` subcommand.
 
 Loki's reject_old_samples_max_age: the --reject-old-samples-max-age flag, else the config's
-`limits_config.reject_old_samples_max_age`, else Loki's default (168h).
+`limits_config.reject_old_samples_max_age` (0 with `reject_old_samples: false`), else Loki's
+default (168h). The backfill handles old entries by its own --old-entries policy, so the
+processor it applies has the relay's intake age check off: entries it chose to send are sent.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 from .deps import (
     DEFAULT_RULES,
@@ -23,20 +24,16 @@ from .deps import (
     Flags,
     JobConfig,
     LambdaSettings,
-    LimitsConfig,
     Processor,
     ServerConfig,
     build_config,
     load_yaml,
-    parse_duration,
 )
 
 BUILTIN_JOB = "backfill"
 MAX_AGE_KEY = "reject_old_samples_max_age"
+SWITCH_KEY = "reject_old_samples"
 LOKI_DEFAULT_MAX_AGE_NS = 168 * 3600 * 1_000_000_000
-# HOOK(reject_old_samples_max_age): True once relay.config's LimitsConfig parses the key itself;
-# until then the backfill takes it out of the document before parse_config, which refuses unknown keys.
-_CONFIG_KNOWS_MAX_AGE = MAX_AGE_KEY in {f.name for f in dataclasses.fields(LimitsConfig)}
 
 
 @dataclass(slots=True)
@@ -49,28 +46,26 @@ class Setup:
     max_age_from: str  # where it came from: "--reject-old-samples-max-age", "limits_config", "Loki's default"
 
 
-def take_max_age(doc: Any) -> tuple[Any, float | None]:
-    """(the document for parse_config, limits_config.reject_old_samples_max_age in seconds or None)."""
-    if not isinstance(doc, dict):
-        return doc, None
-    limits = doc.get("limits_config")
-    if not isinstance(limits, dict) or limits.get(MAX_AGE_KEY) is None:
-        return doc, None
-    seconds = parse_duration(limits[MAX_AGE_KEY], f"limits_config.{MAX_AGE_KEY}")
-    if seconds < 0:
-        raise ConfigError(f"limits_config.{MAX_AGE_KEY}: must not be negative")
-    if not _CONFIG_KNOWS_MAX_AGE:
-        doc = {**doc, "limits_config": {k: v for k, v in limits.items() if k != MAX_AGE_KEY}}
-    return doc, seconds
+def config_max_age(cfg: Config, doc: object) -> tuple[int, str] | None:
+    """The config's reject_old_samples_max_age in ns and the key it came from; None when not set."""
+    limits = doc.get("limits_config") if isinstance(doc, dict) else None
+    if not isinstance(limits, dict):
+        return None
+    if limits.get(SWITCH_KEY) is False:
+        return 0, f"limits_config.{SWITCH_KEY}"
+    if limits.get(MAX_AGE_KEY) is None:
+        return None
+    return round(cfg.limits.reject_old_samples_max_age * 1_000_000_000), f"limits_config.{MAX_AGE_KEY}"
 
 
-def relay_config(values: dict[str, str], expand_env: bool) -> tuple[Config, float | None]:
+def relay_config(values: dict[str, str], expand_env: bool) -> tuple[Config, tuple[int, str] | None]:
     """The relay's Config from -config.file and the relay flags, as `loki-relay` builds it, and the
-    config's reject_old_samples_max_age (seconds, None when not set). Raises ConfigError."""
+    config's reject_old_samples_max_age (config_max_age). Raises ConfigError."""
     flags = Flags(values=dict(values), switches={"config.expand-env"} if expand_env else set())
     path = values.get("config.file", "")
-    doc, max_age = take_max_age(load_yaml(path, expand_env) if path else {})
-    return build_config(flags, doc), max_age
+    doc = load_yaml(path, expand_env) if path else {}
+    cfg = build_config(flags, doc)
+    return cfg, config_max_age(cfg, doc)
 
 
 def setup(job_name: str, relay_values: dict[str, str], expand_env: bool, flag_max_age_ns: int | None) -> Setup:
@@ -91,12 +86,14 @@ def setup(job_name: str, relay_values: dict[str, str], expand_env: bool, flag_ma
         settings = LambdaSettings()
     kind = KINDS.get(job.kind)
     rules = kind.default_rules if kind is not None else DEFAULT_RULES
-    # Every entry keeps its own time, whatever the job says about live traffic.
-    processor = Processor(dataclasses.replace(job, use_incoming_timestamp=True), cfg.limits, rules)
+    # Every entry keeps its own time, whatever the job says about live traffic; old entries are
+    # the --old-entries policy's to handle, so the processor does not refuse them.
+    limits = dataclasses.replace(cfg.limits, reject_old_samples=False)
+    processor = Processor(dataclasses.replace(job, use_incoming_timestamp=True), limits, rules)
     if flag_max_age_ns is not None:  # the flag wins over the config
         max_age_ns, source = flag_max_age_ns, "--reject-old-samples-max-age"
     elif config_max_age is not None:
-        max_age_ns, source = int(config_max_age * 1_000_000_000), f"limits_config.{MAX_AGE_KEY}"
+        max_age_ns, source = config_max_age
     else:
         max_age_ns, source = LOKI_DEFAULT_MAX_AGE_NS, "Loki's default"
     return Setup(cfg, job, settings, processor, max_age_ns, source)

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from itertools import chain
+from operator import itemgetter
 from typing import Any
+
+from ..config import LimitsConfig
+from ..model import CHUNK_COUNT, Chunk
+from ..proto import StreamAdapter, StreamTimes
+
+TOO_OLD = "too_old"
+TOO_FAR_IN_FUTURE = "too_far_in_future"
+_NS = 1_000_000_000
+_DATA = itemgetter(1)
 
 
 class LineLimit:
@@ -30,3 +42,115 @@ class LineLimit:
             out.dropped["line_too_long"] += 1
             out.dropped_bytes["line_too_long"] += msg.entries[i].ByteSize()
             del msg.entries[i]
+
+
+class TimeWindow:
+    """reject_old_samples_max_age and creation_grace_period: entries Loki would refuse for their time.
+
+    Such entries are dropped (reasons too_old, too_far_in_future) and the sender is told, in
+    Loki's words, which stream had them; the other entries go on. The check reads the encoded
+    chunks of a whole request at once: one parse of their bytes as `StreamTimes` lists every
+    entry's seconds, and min/max over them clears the common case without a Python step per
+    entry. Only a request that fails that (an entry out of range, near a bound, or at second 0)
+    is looked at entry by entry, chunk by chunk.
+    """
+
+    def __init__(self, max_age_ns: int, grace_ns: int) -> None:
+        self.max_age_ns = max_age_ns  # 0: no age limit
+        self.grace_ns = grace_ns  # 0: no limit into the future
+
+    @classmethod
+    def from_limits(cls, limits: LimitsConfig) -> TimeWindow | None:
+        """The window limits_config asks for; None when both checks are off."""
+        max_age = limits.reject_old_samples_max_age if limits.reject_old_samples else 0.0
+        max_age_ns, grace_ns = round(max_age * _NS), round(limits.creation_grace_period * _NS)
+        return cls(max_age_ns, grace_ns) if max_age_ns or grace_ns else None
+
+    def enforce(self, out: Any, now_ns: int) -> None:
+        """Drop the entries of `out.chunks` (an Outcome) outside the window around `now_ns`."""
+        chunks: dict[str, list[Chunk]] = out.chunks
+        if not chunks:
+            return
+        oldest = now_ns - self.max_age_ns if self.max_age_ns else None
+        newest = now_ns + self.grace_ns if self.grace_ns else None
+        every = list(chain.from_iterable(chunks.values()))
+        if _clear(b"".join(map(_DATA, every)), sum(map(CHUNK_COUNT, every)), oldest, newest):
+            return
+        for tenant in list(chunks):
+            kept = []
+            for chunk in chunks[tenant]:
+                if _clear(chunk.data, chunk.count, oldest, newest):
+                    kept.append(chunk)
+                    continue
+                cut = _cut(chunk, oldest, newest, out)
+                if cut is not None:
+                    kept.append(cut)
+            if kept:
+                chunks[tenant] = kept
+            else:
+                del chunks[tenant]
+
+
+def _clear(data: bytes, count: int, oldest: int | None, newest: int | None) -> bool:
+    """True when every one of the `count` entries encoded in `data` is surely inside the window."""
+    seconds = StreamTimes.FromString(data).entries.timestamp.seconds
+    if len(seconds) != count:
+        return False  # an entry at second 0 or without a time: look closer
+    if not count:
+        return True
+    s = list(seconds)
+    # Only seconds were read: an entry is surely in range if its whole second is.
+    if oldest is not None and min(s) < -(-oldest // _NS):
+        return False
+    return newest is None or max(s) <= (newest - _NS + 1) // _NS
+
+
+def _cut(chunk: Chunk, oldest: int | None, newest: int | None, out: Any) -> Chunk | None:
+    """The chunk without its entries outside the window (counted and reported in `out`)."""
+    msg = StreamAdapter.FromString(chunk.data)
+    keep = StreamAdapter()
+    found: dict[str, list[int]] = {}  # reason -> [entries, bytes, first entry's time]
+    for e in msg.entries:
+        t = e.timestamp
+        ns = t.seconds * _NS + t.nanos
+        if oldest is not None and ns < oldest:
+            reason = TOO_OLD
+        elif newest is not None and ns > newest:
+            reason = TOO_FAR_IN_FUTURE
+        else:
+            keep.entries.append(e)
+            continue
+        got = found.get(reason)
+        if got is None:
+            got = found[reason] = [0, 0, ns]
+        got[0] += 1
+        got[1] += e.ByteSize()
+    if not found:
+        return chunk  # near a bound, but inside
+    for reason, (n, size, first) in found.items():
+        out.dropped[reason] += n
+        out.dropped_bytes[reason] += size
+        # Loki's own messages (its distributor's validator), the count ours.
+        if reason == TOO_OLD:
+            text = (f"entry for stream '{chunk.labels}' has timestamp too old: {go_rfc3339(first)}, "
+                    f"oldest acceptable timestamp is: {go_rfc3339(oldest or 0)}")
+        else:
+            text = f"entry for stream '{chunk.labels}' has timestamp too new: {go_rfc3339(first)}"
+        out.errors.append(text if n == 1 else f"{text} ({n} entries)")
+    n = len(keep.entries)
+    out.entries -= chunk.count - n
+    out.size -= chunk.size
+    if not n:
+        return None
+    data = keep.SerializeToString()
+    out.size += len(data)
+    return Chunk(chunk.labels, data, n, len(data))
+
+
+def go_rfc3339(ns: int) -> str:
+    """Unix nanoseconds as Go's time.RFC3339 prints them in UTC (whole seconds, "Z")."""
+    try:
+        d = dt.datetime(1970, 1, 1) + dt.timedelta(seconds=ns // _NS)
+        return f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}Z"
+    except OverflowError:
+        return f"{ns} ns after the Unix epoch"

@@ -14,6 +14,7 @@ cached per such final label set. A job without stages never builds an entry obje
 from __future__ import annotations
 
 import functools
+import time
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from ..cache import BoundedCache
 from ..config import JobConfig, LimitsConfig
 from ..model import LABEL_NAME, TENANT_LABEL, Chunk, Labels, Stream, format_labels
 from ..proto import StreamAdapter
-from .limits import LineLimit
+from .limits import LineLimit, TimeWindow
 from .pipeline import Pipeline, build
 from .stages.base import Entry
 
@@ -65,6 +66,7 @@ class Processor:
         self.incoming_ts = job.use_incoming_timestamp
         self.limits = limits
         self.line_limit = LineLimit(limits.max_line_size, limits.max_line_size_truncate) if limits.max_line_size else None
+        self.window = TimeWindow.from_limits(limits)  # entries too old / too far ahead for Loki
         self._cache: BoundedCache[Hashable, _Resolved] = BoundedCache()
         self.pipeline = pipeline if pipeline is not None else build(job.pipeline_stages, job.name)
         self._final: BoundedCache[Hashable, _Resolved] = BoundedCache()  # after the stages: (tenant, label items) -> result
@@ -153,7 +155,14 @@ class Processor:
             size += chunk[3]
         out.entries = entries
         out.size = size
+        if not rewrite_ts:  # receive times need no check
+            self._check_times(out, receive_ns)
         return out
+
+    def _check_times(self, out: Outcome, now_ns: int) -> None:
+        """The final times against limits_config's window, as Loki will judge them (both paths)."""
+        if self.window is not None:
+            self.window.enforce(out, now_ns)
 
 
     # ---- with pipeline stages ---------------------------------------------------------
@@ -201,6 +210,7 @@ class Processor:
                 append(Entry(base.copy(), e.line, ts, base.copy(), {p.name: p.value for p in sm} if sm else {}))
             self._group(run(entries), res.tenant or tenant, groups)
         self._encode(groups, out)
+        self._check_times(out, receive_ns)
         out.received = received
         out.hold = self.pipeline.take_hold()
         return out
@@ -213,6 +223,7 @@ class Processor:
         groups: dict[Hashable, tuple[str, list[Entry]]] = {}
         self._group(self.pipeline.flush() if final else self.pipeline.flush_expired(), "", groups)
         self._encode(groups, out)
+        self._check_times(out, time.time_ns())
         return out
 
     @staticmethod
