@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from prometheus_client import Counter
 
@@ -38,6 +39,40 @@ refused_entries = Counter(
 )
 
 
+# Drops that mean something is wrong with what a sender sent (or the relay could not keep it):
+# logged as warnings. Others (relabel drop, a stage's drop) are what the config asked for: info.
+PROBLEMS = frozenset({"invalid", "no_labels", "too_old", "too_far_in_future", "line_too_long", "backpressure"})
+_WITH_ERRORS = frozenset({"invalid", "too_old", "too_far_in_future"})  # the sender got a message for these
+
+
+class DropLog:
+    """Logs intake drops with their job and reason: at most one line per (job, reason) every
+    `every` seconds, which also tells how much was dropped unlogged since the line before."""
+
+    def __init__(self, every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.clock = clock
+        self._next: dict[tuple[str, str], float] = {}  # when (job, reason) may log again
+        self._held: dict[tuple[str, str], tuple[int, int]] = {}  # (entries, drops) not logged since
+
+    def drop(self, job: str, reason: str, entries: int, detail: str = "") -> None:
+        key = (job, reason)
+        now = self.clock()
+        next_at = self._next.get(key)
+        if next_at is not None and now < next_at:
+            held, times = self._held.get(key, (0, 0))
+            self._held[key] = (held + entries, times + 1)
+            return
+        self._next[key] = now + self.every
+        held, times = self._held.pop(key, (0, 0))
+        more = f" (and {held} more entries in {times} drops not logged since the last such line)" if times else ""
+        log.log(logging.WARNING if reason in PROBLEMS else logging.INFO, "job %s: %d entries dropped, reason %s%s%s",
+                job, entries, reason, f": {detail[:500]}" if detail else "", more)
+
+
+drop_log = DropLog()
+
+
 class Backpressure(Exception):
     """The relay cannot take more now; the sender should retry later."""
 
@@ -59,6 +94,7 @@ class Ingest:
         self.wait = processor.limits.backpressure_wait
         self._m_entries = metrics.received_entries.labels(job.name)
         self._m_bytes = metrics.received_bytes.labels(job.name)
+        self.drop_log = drop_log
 
     def _refuse(self, reason: str, entries: int, retry_after: float = 1.0) -> Backpressure:
         refused_requests.labels(self.job.name, reason).inc()
@@ -138,8 +174,7 @@ class Ingest:
             log.error("job %s: %d held-back entries dropped: %s", self.job.name, out.entries, e)
             out.dropped["backpressure"] += out.entries
             out.dropped_bytes["backpressure"] += out.size
-            for reason, n in out.dropped.items():
-                metrics.count_drop(reason, n, out.dropped_bytes[reason], job=self.job.name)
+            self._count_drops(out)
 
     async def _queue(self, out: Outcome, ticket: Ticket | None, received: int, wait: bool = False) -> None:
         """Hand the outcome's chunks to the sinks (and the WAL); counts the outcome's drops."""
@@ -180,14 +215,21 @@ class Ingest:
                 sink.add(out.chunks, segments)
             finally:
                 sink.unreserve(sizes)
-        for reason, n in out.dropped.items():
-            metrics.count_drop(reason, n, out.dropped_bytes[reason], job=self.job.name)
+        self._count_drops(out)
         if out.truncated:
             metrics.truncated_entries.labels(self.job.name).inc(out.truncated)
 
-    def count_invalid(self, entries: int, size: int) -> None:
-        """Entries a source could not decode (bad labels, bad timestamps ...)."""
+    def _count_drops(self, out: Outcome) -> None:
+        job = self.job.name
+        for reason, n in out.dropped.items():
+            metrics.count_drop(reason, n, out.dropped_bytes[reason], job=job)
+            detail = f"first error of the request: {out.errors[0]}" if out.errors and reason in _WITH_ERRORS else ""
+            self.drop_log.drop(job, reason, n, detail)
+
+    def count_invalid(self, entries: int, size: int, detail: str = "") -> None:
+        """Entries a source could not decode (bad labels, bad timestamps ...); `detail`: why."""
         metrics.count_drop("invalid", entries, size, job=self.job.name)
+        self.drop_log.drop(self.job.name, "invalid", entries, detail)
 
 
 def _merge(a: Outcome, b: Outcome) -> Outcome:

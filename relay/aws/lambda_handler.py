@@ -239,7 +239,9 @@ class Shipper:
         self.context = context
         job = JobConfig(name="lambda-promtail", kind=aws_lambda.KIND, listen=ServerConfig(), relabel=s.relabel,
                         has_relabel=s.has_relabel, use_incoming_timestamp=True)
-        self.processor = Processor(job, LimitsConfig(), aws_lambda.DEFAULT_RULES, pipeline=s.pipeline)
+        # No time window: each push waits for Loki's own answer, which judges times by its real limits.
+        limits = LimitsConfig(reject_old_samples=False, creation_grace_period=0.0)
+        self.processor = Processor(job, limits, aws_lambda.DEFAULT_RULES, pipeline=s.pipeline)
         self.labels = LabelEncoder({})
         self.pending: dict[str, list[Chunk]] = {}
         self.pending_bytes = 0

@@ -61,7 +61,8 @@ def routes(ingest: Ingest) -> list[Route]:
                 except BadRequest as e:
                     return done(PlainTextResponse(f"{e}\n", 400))
                 if decoded.invalid_entries:
-                    ingest.count_invalid(decoded.invalid_entries, decoded.invalid_bytes)
+                    ingest.count_invalid(decoded.invalid_entries, decoded.invalid_bytes,
+                                         f"first error of the request: {decoded.errors[0]}" if decoded.errors else "")
                 try:
                     outcome = await ingest.push(decoded.streams, tenant, receive_ns, ticket)
                 except Backpressure as e:

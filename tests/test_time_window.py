@@ -1,0 +1,307 @@
+"""Issue 9, item 6: entries Loki would refuse for their time are refused at intake.
+
+limits_config reject_old_samples_max_age (168h) and creation_grace_period (10m), 0 = off, checked on
+the final times in both processing paths (without stages, and with them), then over HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from conftest import free_port, push_config
+from loki_receiver import Receiver, encode_push
+from relay.config import ConfigError, JobConfig, LimitsConfig, ServerConfig, parse_config
+from relay.ingest import DropLog
+from relay.model import Chunk, new_stream
+from relay.pipeline import Outcome, Processor
+from relay.pipeline.limits import go_rfc3339
+from relay.proto import StreamAdapter
+
+S = 1_000_000_000
+HOUR = 3600 * S
+DAY = 24 * HOUR
+NOW = 1_780_000_000 * S + 123_456_789  # 2026-05-28T20:26:40.123456789Z
+
+
+def job(incoming: bool = True, stages: list[Any] | None = None) -> JobConfig:
+    return JobConfig(name="j", kind="loki_push_api", listen=ServerConfig(), use_incoming_timestamp=incoming,
+                     pipeline_stages=stages or [])
+
+
+def delivered(out: Outcome) -> dict[str, list[tuple[int, str]]]:
+    """label text -> (time, line) of every entry in the outcome's chunks, decoded independently."""
+    got: dict[str, list[tuple[int, str]]] = {}
+    for chunks in out.chunks.values():
+        for c in chunks:
+            msg = StreamAdapter.FromString(c.data)
+            assert c.count == len(msg.entries) and c.size == len(c.data)
+            got.setdefault(c.labels, []).extend(
+                (e.timestamp.seconds * S + e.timestamp.nanos, e.line) for e in msg.entries)
+    assert out.entries == sum(len(v) for v in got.values())
+    assert out.size == sum(c.size for cs in out.chunks.values() for c in cs)
+    return got
+
+
+# ---- without stages ---------------------------------------------------------------------------
+
+
+def test_an_old_entry_is_dropped_with_lokis_message_and_the_rest_is_kept() -> None:
+    p = Processor(job(), LimitsConfig())
+    old = NOW - 8 * DAY
+    out = p.process([new_stream({"app": "a"}, [(NOW, "ok1"), (old, "old"), (NOW + 1, "ok2")]),
+                     new_stream({"app": "b"}, [(NOW - DAY, "fine")])], "", NOW)
+    assert delivered(out) == {'{app="a"}': [(NOW, "ok1"), (NOW + 1, "ok2")], '{app="b"}': [(NOW - DAY, "fine")]}
+    assert dict(out.dropped) == {"too_old": 1}
+    assert out.dropped_bytes["too_old"] > len("old")
+    assert out.errors == ["entry for stream '{app=\"a\"}' has timestamp too old: 2026-05-20T20:26:40Z, "
+                          "oldest acceptable timestamp is: 2026-05-21T20:26:40Z"]
+
+
+def test_a_future_entry_is_dropped_and_a_whole_stream_can_go() -> None:
+    p = Processor(job(), LimitsConfig())
+    out = p.process([new_stream({"app": "a"}, [(NOW + HOUR, "ahead"), (NOW + 2 * HOUR, "further")]),
+                     new_stream({"app": "b"}, [(NOW + 9 * 60 * S, "within grace")])], "t1", NOW)
+    assert delivered(out) == {'{app="b"}': [(NOW + 9 * 60 * S, "within grace")]}
+    assert list(out.chunks) == ["t1"]
+    assert dict(out.dropped) == {"too_far_in_future": 2}
+    assert out.errors == ["entry for stream '{app=\"a\"}' has timestamp too new: 2026-05-28T21:26:40Z (2 entries)"]
+
+
+def test_the_bounds_are_exact_to_the_nanosecond() -> None:
+    p = Processor(job(), LimitsConfig())
+    oldest, newest = NOW - 168 * HOUR, NOW + 10 * 60 * S
+    out = p.process([new_stream({"app": "edge"}, [(oldest, "oldest ok"), (oldest - 1, "1ns too old"),
+                                                  (newest, "newest ok"), (newest + 1, "1ns too new")])], "", NOW)
+    assert delivered(out) == {'{app="edge"}': [(oldest, "oldest ok"), (newest, "newest ok")]}
+    assert dict(out.dropped) == {"too_old": 1, "too_far_in_future": 1}
+
+
+def test_an_entry_at_second_zero_or_without_a_time_is_too_old() -> None:
+    # Seconds of 0 are not encoded in protobuf: the fast check must notice them missing.
+    msg = StreamAdapter()
+    msg.entries.add(line="no time at all")
+    e = msg.entries.add(line="half a second after the epoch")
+    e.timestamp.nanos = 500_000_000
+    e = msg.entries.add(line="now")
+    e.timestamp.seconds, e.timestamp.nanos = divmod(NOW, S)
+    from relay.model import Stream
+    out = Processor(job(), LimitsConfig()).process([Stream({"app": "z"}, msg)], "", NOW)
+    assert delivered(out) == {'{app="z"}': [(NOW, "now")]}
+    assert dict(out.dropped) == {"too_old": 2}
+    assert "has timestamp too old: 1970-01-01T00:00:00Z" in out.errors[0]
+
+
+def test_receive_time_stamping_needs_no_check_and_old_incoming_times_are_replaced() -> None:
+    p = Processor(job(incoming=False), LimitsConfig())
+    out = p.process([new_stream({"app": "a"}, [(0, "1970"), (NOW - 30 * DAY, "a month old")])], "", NOW)
+    assert delivered(out) == {'{app="a"}': [(NOW, "1970"), (NOW + 1, "a month old")]}
+    assert not out.dropped and not out.errors
+
+
+@pytest.mark.parametrize("limits, kept", [
+    (LimitsConfig(reject_old_samples_max_age=0), {"old"}),
+    (LimitsConfig(reject_old_samples=False), {"old"}),
+    (LimitsConfig(creation_grace_period=0), {"new"}),
+    (LimitsConfig(reject_old_samples_max_age=0, creation_grace_period=0), {"old", "new"}),
+    (LimitsConfig(reject_old_samples_max_age=30 * 86400.0, creation_grace_period=3 * 3600.0), {"old", "new"}),
+    (LimitsConfig(reject_old_samples_max_age=3600.0), set()),
+])
+def test_limits_config_sets_the_window_and_zero_turns_a_check_off(limits: LimitsConfig, kept: set[str]) -> None:
+    out = Processor(job(), limits).process(
+        [new_stream({"app": "a"}, [(NOW - 20 * DAY, "old"), (NOW + 2 * HOUR, "new"), (NOW, "now")])], "", NOW)
+    assert {line for _, line in delivered(out)['{app="a"}']} == kept | {"now"}
+
+
+def test_the_fast_check_agrees_with_an_entry_by_entry_reference() -> None:
+    rng = random.Random(9)
+    limits = LimitsConfig()
+    oldest, newest = NOW - 168 * HOUR, NOW + 10 * 60 * S
+    p = Processor(job(), limits)
+    for _ in range(200):
+        streams, expected, expected_drops = [], {}, {"too_old": 0, "too_far_in_future": 0}
+        for s in range(rng.randint(1, 5)):
+            entries = []
+            for i in range(rng.randint(1, 6)):
+                pick = rng.random()
+                if pick < 0.8:
+                    t = rng.randint(oldest, newest)
+                else:  # around the bounds, at the epoch, far out
+                    t = rng.choice([oldest - 1, oldest, oldest + 1, newest - 1, newest, newest + 1, 0, 5,
+                                    oldest - S, newest + S, NOW + 50 * 365 * DAY])
+                entries.append((t, f"{s}-{i}"))
+                if t < oldest:
+                    expected_drops["too_old"] += 1
+                elif t > newest:
+                    expected_drops["too_far_in_future"] += 1
+                else:
+                    expected.setdefault(f'{{app="{s}"}}', []).append((t, f"{s}-{i}"))
+            streams.append(new_stream({"app": str(s)}, entries))
+        out = p.process(streams, "", NOW)
+        assert delivered(out) == expected
+        assert {k: v for k, v in out.dropped.items() if v} == {k: v for k, v in expected_drops.items() if v}
+
+
+def test_rfc3339_as_go_prints_it() -> None:
+    assert go_rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert go_rfc3339(NOW) == "2026-05-28T20:26:40Z"
+    assert go_rfc3339(-1) == "1969-12-31T23:59:59Z"
+    assert go_rfc3339(10**30)  # beyond what a date can show: still an answer, never an exception
+
+
+# ---- with stages ------------------------------------------------------------------------------
+
+
+def test_a_timestamp_stage_that_produces_an_old_time_is_refused() -> None:
+    stages = [{"regex": {"expression": r"^(?P<ts>\S+) (?P<msg>.*)$"}},
+              {"timestamp": {"source": "ts", "format": "RFC3339"}}]
+    p = Processor(job(incoming=False, stages=stages), LimitsConfig())
+    out = p.process([new_stream({"app": "st"}, [(0, "2020-01-01T00:00:00Z an old line"),
+                                                (0, "2026-05-28T20:00:00Z a recent line"),
+                                                (0, "2026-05-28T22:00:00Z a line from the future")])], "", NOW)
+    recent = 1_779_998_400 * S
+    assert delivered(out) == {'{app="st"}': [(recent, "2026-05-28T20:00:00Z a recent line")]}
+    assert dict(out.dropped) == {"too_old": 1, "too_far_in_future": 1}
+    assert out.errors[0] == ("entry for stream '{app=\"st\"}' has timestamp too old: 2020-01-01T00:00:00Z, "
+                             "oldest acceptable timestamp is: 2026-05-21T20:26:40Z")
+    assert out.errors[1] == "entry for stream '{app=\"st\"}' has timestamp too new: 2026-05-28T22:00:00Z"
+
+
+def test_stages_with_incoming_times_are_checked_per_final_stream() -> None:
+    stages = [{"static_labels": {"stage": "yes"}}]
+    p = Processor(job(stages=stages), LimitsConfig(reject_old_samples_max_age=3600.0))
+    out = p.process([new_stream({"app": "a"}, [(NOW - 2 * HOUR, "old"), (NOW, "now")]),
+                     new_stream({"app": "b"}, [(NOW, "b now")])], "", NOW)
+    assert delivered(out) == {'{app="a", stage="yes"}': [(NOW, "now")], '{app="b", stage="yes"}': [(NOW, "b now")]}
+    assert out.dropped == {"too_old": 1}
+    assert out.errors[0].startswith("entry for stream '{app=\"a\", stage=\"yes\"}' has timestamp too old")
+
+
+# ---- config -----------------------------------------------------------------------------------
+
+
+def test_config_defaults_and_keys() -> None:
+    d = parse_config({}).limits
+    assert (d.reject_old_samples, d.reject_old_samples_max_age, d.creation_grace_period) == (True, 168 * 3600.0, 600.0)
+    c = parse_config({"limits_config": {"reject_old_samples": False, "reject_old_samples_max_age": "1w",
+                                        "creation_grace_period": "0"}}).limits
+    assert (c.reject_old_samples, c.reject_old_samples_max_age, c.creation_grace_period) == (False, 604800.0, 0.0)
+    for bad in ({"reject_old_samples_max_age": -5}, {"creation_grace_period": "soon"}, {"reject_old_samples": "no"}):
+        with pytest.raises(ConfigError, match="limits_config"):
+            parse_config({"limits_config": bad})
+
+
+# ---- the drop log -----------------------------------------------------------------------------
+
+
+def test_drops_are_logged_once_per_job_and_reason_per_period_with_what_was_held_back(
+        caplog: pytest.LogCaptureFixture) -> None:
+    clock = [100.0]
+    dl = DropLog(every=10.0, clock=lambda: clock[0])
+    with caplog.at_level(logging.INFO, logger="relay.ingest"):
+        dl.drop("web", "too_old", 3, "first error of the request: entry for stream '{a=\"1\"}' ...")
+        for _ in range(5):
+            clock[0] += 1
+            dl.drop("web", "too_old", 2)
+        dl.drop("web", "relabel", 7)  # another reason: its own line
+        dl.drop("api", "too_old", 1)  # another job: its own line
+        clock[0] = 110.5
+        dl.drop("web", "too_old", 4)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("WARNING", "job web: 3 entries dropped, reason too_old: first error of the request: entry for stream "
+                    "'{a=\"1\"}' ..."),
+        ("INFO", "job web: 7 entries dropped, reason relabel"),
+        ("WARNING", "job api: 1 entries dropped, reason too_old"),
+        ("WARNING", "job web: 4 entries dropped, reason too_old (and 10 more entries in 5 drops not logged "
+                    "since the last such line)"),
+    ]
+
+
+# ---- over HTTP --------------------------------------------------------------------------------
+
+
+def _post(port: int, body: bytes, ctype: str = "application/json") -> httpx.Response:
+    return httpx.post(f"http://127.0.0.1:{port}/loki/api/v1/push", content=body,
+                      headers={"Content-Type": ctype}, timeout=10)
+
+
+def _json(*streams: tuple[dict[str, str], list[list[str]]]) -> bytes:
+    return orjson.dumps({"streams": [{"stream": lab, "values": vals} for lab, vals in streams]})
+
+
+def test_http_an_old_entry_among_good_ones_is_400_naming_the_stream(start_relay: Any) -> None:
+    rx = Receiver.start()
+    try:
+        port = free_port()
+        relay = start_relay(push_config(rx.url, port, use_incoming_timestamp=True))
+        now = time.time_ns()
+        r = _post(port, _json(({"app": "mixed"}, [[str(now), "good 1"], [str(now - 8 * DAY), "a week and a day old"],
+                                                  [str(now + 1), "good 2"]]),
+                              ({"app": "other"}, [[str(now), "other good"]])))
+        assert r.status_code == 400, r.text
+        assert "entry for stream '{app=\"mixed\"}' has timestamp too old: " in r.text
+        assert "oldest acceptable timestamp is: " in r.text
+        got = sorted(e["line"] for e in rx.wait_for(3))
+        assert got == ["good 1", "good 2", "other good"]
+
+        r = _post(port, encode_push([('{app="ahead"}', [(now + HOUR, "an hour ahead"), (now, "in time")])]),
+                  "application/x-protobuf")
+        assert r.status_code == 400 and "entry for stream '{app=\"ahead\"}' has timestamp too new: " in r.text
+        assert "in time" in [e["line"] for e in rx.wait_for(4)]
+        time.sleep(0.3)
+        assert len(rx.entries()) == 4  # the refused entries never reach Loki
+        assert relay.metric("loki_relay_dropped_entries_total", reason="too_old", job="push") == 1
+        assert relay.metric("loki_relay_dropped_entries_total", reason="too_far_in_future", job="push") == 1
+        log = relay.log()
+        assert "job push: 1 entries dropped, reason too_old" in log
+        assert "job push: 1 entries dropped, reason too_far_in_future" in log
+    finally:
+        rx.stop()
+
+
+def test_http_zero_turns_the_checks_off(start_relay: Any) -> None:
+    rx = Receiver.start(no_reject_old_samples=True, creation_grace_period="48h")  # a Loki with other limits
+    try:
+        port = free_port()
+        cfg = push_config(rx.url, port, use_incoming_timestamp=True)
+        cfg["limits_config"] = {"reject_old_samples_max_age": 0, "creation_grace_period": "0s"}
+        start_relay(cfg)
+        now = time.time_ns()
+        r = _post(port, _json(({"app": "any"}, [[str(now - 30 * DAY), "a month old"], [str(now + DAY), "a day ahead"]])))
+        assert r.status_code == 204, r.text
+        assert sorted(e["line"] for e in rx.wait_for(2)) == ["a day ahead", "a month old"]
+    finally:
+        rx.stop()
+
+
+def test_http_a_timestamp_stage_producing_an_old_time_is_refused(start_relay: Any) -> None:
+    rx = Receiver.start()
+    try:
+        port = free_port()
+        stages = [{"regex": {"expression": r"^(?P<ts>\S+) "}}, {"timestamp": {"source": "ts", "format": "RFC3339"}}]
+        cfg = push_config(rx.url, port)
+        cfg["scrape_configs"][0]["pipeline_stages"] = stages
+        start_relay(cfg)
+        recent = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+        r = _post(port, _json(({"app": "st"}, [[str(time.time_ns()), "2019-06-01T00:00:00Z old line"],
+                                                [str(time.time_ns()), f"{recent} recent line"]])))
+        assert r.status_code == 400, r.text
+        assert "entry for stream '{app=\"st\"}' has timestamp too old: 2019-06-01T00:00:00Z" in r.text
+        assert [e["line"] for e in rx.wait_for(1)] == [f"{recent} recent line"]
+    finally:
+        rx.stop()
+
+
+def test_a_chunk_is_a_plain_tuple_after_a_cut() -> None:
+    # Cut chunks go to the same queues as the others: same type, same fields.
+    out = Processor(job(), LimitsConfig()).process(
+        [new_stream({"app": "a"}, [(NOW, "keep"), (0, "drop")])], "", NOW)
+    [chunk] = out.chunks[""]
+    assert type(chunk) is Chunk
