@@ -305,3 +305,54 @@ def test_a_chunk_is_a_plain_tuple_after_a_cut() -> None:
         [new_stream({"app": "a"}, [(NOW, "keep"), (0, "drop")])], "", NOW)
     [chunk] = out.chunks[""]
     assert type(chunk) is Chunk
+
+
+def test_http_firehose_answers_as_for_an_invalid_stream_and_lambda_reports_the_drop(start_relay: Any) -> None:
+    """AWS routes keep their contracts: Firehose answers 400 with the reason (as for an invalid
+    stream: the valid records were taken), the Lambda route answers 200 with the drop counted."""
+    import base64
+    import gzip
+    import uuid
+
+    rx = Receiver.start()
+    try:
+        fh_port, lambda_port = free_port(), free_port()
+        server = {"http_listen_address": "127.0.0.1"}
+        start_relay({
+            "clients": [{"url": rx.url, "batchwait": "50ms"}],
+            "scrape_configs": [
+                {"job_name": "fh", "aws_firehose": {"server": {**server, "http_listen_port": fh_port},
+                                                    "use_incoming_timestamp": True}},
+                {"job_name": "lam", "aws_lambda": {"server": {**server, "http_listen_port": lambda_port},
+                                                   "use_incoming_timestamp": True}},
+            ],
+        })
+        now_ms = int(time.time() * 1000)
+        old_ms = now_ms - 10 * 86_400_000
+
+        def cw(events: list[tuple[int, str]], stream: str) -> str:
+            doc = {"messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": "/aws/lambda/fn",
+                   "logStream": stream, "subscriptionFilters": ["f"],
+                   "logEvents": [{"id": str(i), "timestamp": t, "message": m} for i, (t, m) in enumerate(events)]}
+            return base64.b64encode(gzip.compress(orjson.dumps(doc))).decode()
+
+        rid = str(uuid.uuid4())
+        body = {"requestId": rid, "timestamp": now_ms,
+                "records": [{"data": cw([(old_ms, "fh old"), (now_ms, "fh new")], "s-old")},
+                            {"data": cw([(now_ms, "fh other")], "s-good")}]}
+        r = httpx.post(f"http://127.0.0.1:{fh_port}/awsfirehose/api/v1/push", content=orjson.dumps(body),
+                       headers={"Content-Type": "application/json", "X-Amz-Firehose-Request-Id": rid}, timeout=10)
+        assert r.status_code == 400, r.text
+        assert r.json()["requestId"] == rid and "has timestamp too old" in r.json()["errorMessage"]
+        assert sorted(e["line"] for e in rx.wait_for(2)) == ["fh new", "fh other"]
+
+        event = {"awslogs": {"data": cw([(old_ms, "lambda old"), (now_ms, "lambda new")], "s-lambda")}}
+        r = httpx.post(f"http://127.0.0.1:{lambda_port}/awslambda/api/v1/push", content=orjson.dumps(event),
+                       headers={"Content-Type": "application/json"}, timeout=10)
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["entries"] == 1 and answer["dropped"] == 1
+        assert "has timestamp too old" in answer["errors"][0]
+        assert "lambda new" in [e["line"] for e in rx.wait_for(3)]
+    finally:
+        rx.stop()
