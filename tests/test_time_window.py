@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-
 from conftest import free_port, push_config
 from loki_receiver import Receiver, encode_push
+
 from relay.config import ConfigError, JobConfig, LimitsConfig, ServerConfig, parse_config
 from relay.ingest import DropLog
-from relay.model import Chunk, new_stream
+from relay.model import Chunk, Stream, new_stream
 from relay.pipeline import Outcome, Processor
 from relay.pipeline.limits import go_rfc3339
 from relay.proto import StreamAdapter
@@ -91,7 +91,6 @@ def test_an_entry_at_second_zero_or_without_a_time_is_too_old() -> None:
     e.timestamp.nanos = 500_000_000
     e = msg.entries.add(line="now")
     e.timestamp.seconds, e.timestamp.nanos = divmod(NOW, S)
-    from relay.model import Stream
     out = Processor(job(), LimitsConfig()).process([Stream({"app": "z"}, msg)], "", NOW)
     assert delivered(out) == {'{app="z"}': [(NOW, "now")]}
     assert dict(out.dropped) == {"too_old": 2}
