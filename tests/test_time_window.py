@@ -14,8 +14,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from conftest import free_port, push_config
-from loki_receiver import Receiver, encode_push
 
 from relay.config import ConfigError, JobConfig, LimitsConfig, ServerConfig, parse_config
 from relay.ingest import DropLog
@@ -23,6 +21,8 @@ from relay.model import Chunk, Stream, new_stream
 from relay.pipeline import Outcome, Processor
 from relay.pipeline.limits import go_rfc3339
 from relay.proto import StreamAdapter
+from tests.conftest import free_port, push_config
+from tests.loki_receiver import Receiver, encode_push
 
 S = 1_000_000_000
 HOUR = 3600 * S
