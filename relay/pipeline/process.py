@@ -196,18 +196,17 @@ class Processor:
                 if res.error:
                     out.errors.append(res.error)
                 continue
-            entries: list[Entry] = []
-            append = entries.append
-            for e in msg.entries:
-                if rewrite_ts:
-                    # Receive time, one nanosecond apart so equal lines are not merged by Loki's dedup.
-                    ts = stamp
-                    stamp += 1
-                else:
-                    t = e.timestamp
-                    ts = t.seconds * 1_000_000_000 + t.nanos
-                sm = e.structuredMetadata
-                append(Entry(base.copy(), e.line, ts, base.copy(), {p.name: p.value for p in sm} if sm else {}))
+            # The entries share the label dict (stages replace it, never change it); the extracted
+            # map starts as a copy of the labels, as Promtail's.
+            copy = base.copy
+            if rewrite_ts:
+                # Receive time, one nanosecond apart so equal lines are not merged by Loki's dedup.
+                entries = [Entry(base, e.line, ts, copy(), {p.name: p.value for p in e.structuredMetadata})
+                           for ts, e in zip(range(stamp, stamp + n), msg.entries)]
+                stamp += n
+            else:
+                entries = [Entry(base, e.line, e.timestamp.seconds * 1_000_000_000 + e.timestamp.nanos, copy(),
+                                 {p.name: p.value for p in e.structuredMetadata}) for e in msg.entries]
             self._group(run(entries), res.tenant or tenant, groups)
         self._encode(groups, out)
         self._check_times(out, receive_ns)
@@ -229,17 +228,22 @@ class Processor:
     @staticmethod
     def _group(entries: list[Entry], tenant: str, groups: dict[Hashable, tuple[str, list[Entry]]]) -> None:
         """Entries into groups by (default tenant, final label set)."""
+        # Entries with equal labels nearly always share the dict (see Entry): hash each dict once.
+        # The memo holds the dicts, so no id is reused while it lives.
+        by_id: dict[int, tuple[Labels, list[Entry]]] = {}
         prev: Labels | None = None
         bucket: list[Entry] = []
         for e in entries:
             labels = e.labels
-            # Neighbours nearly always share their label set: compare before hashing.
-            if prev is None or (labels is not prev and labels != prev):
-                key = (tenant, frozenset(labels.items()))
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = (tenant, [])
-                bucket = group[1]
+            if labels is not prev:
+                hit = by_id.get(id(labels))
+                if hit is None:
+                    key = (tenant, frozenset(labels.items()))
+                    group = groups.get(key)
+                    if group is None:
+                        group = groups[key] = (tenant, [])
+                    hit = by_id[id(labels)] = (labels, group[1])
+                bucket = hit[1]
                 prev = labels
             bucket.append(e)
 

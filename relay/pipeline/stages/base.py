@@ -10,20 +10,52 @@ compiled in the factory, once.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(slots=True)
 class Entry:
-    """One log entry in flight through a pipeline, as Promtail's stages see it."""
+    """One log entry in flight through a pipeline, as Promtail's stages see it.
 
-    labels: dict[str, str]  # this entry's own label set (stages may change it in place)
+    `labels` is shared: the entries of a stream start with one dict, and a stage that changes an
+    entry's labels assigns a new dict (see `set_labels`) instead of changing it in place. Entries
+    that end with equal labels then mostly share one dict, so stages and the regrouping after the
+    pipeline work per label set by identity, not per entry.
+    """
+
+    labels: dict[str, str]  # never changed in place: replaced
     line: str
     timestamp: int  # unix nanoseconds
     extracted: dict[str, Any] = field(default_factory=dict)  # Promtail's "extracted map"
     metadata: dict[str, str] = field(default_factory=dict)  # structured metadata sent with the entry
+
+
+# One batch's label changes: (id of the old dict, change) -> (old dict, new dict). Holding the old
+# dict keeps its id from being reused while the memo lives; make a new memo for every batch.
+LabelMemo = dict[tuple[int, Hashable], tuple[dict[str, str], dict[str, str]]]
+
+
+def set_labels(labels: dict[str, str], pairs: tuple[tuple[str, str], ...], memo: LabelMemo) -> dict[str, str]:
+    """`labels` with `pairs` set; the same dict for every entry of the batch asking the same change."""
+    key = (id(labels), pairs)
+    hit = memo.get(key)
+    if hit is None:
+        new = dict(labels)
+        new.update(pairs)
+        hit = memo[key] = (labels, labels if new == labels else new)
+    return hit[1]
+
+
+def drop_labels(labels: dict[str, str], names: Collection[str], memo: LabelMemo) -> dict[str, str]:
+    """`labels` without `names` (a hashable collection); shared like `set_labels`."""
+    key = (id(labels), names)
+    hit = memo.get(key)
+    if hit is None:
+        new = {k: v for k, v in labels.items() if k not in names}
+        hit = memo[key] = (labels, labels if len(new) == len(labels) else new)
+    return hit[1]
 
 
 class StageError(ValueError):

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from ..values import Block, to_string
-from .base import BuildContext, Entry, Stage, StageError, register
+from .base import BuildContext, Entry, LabelMemo, Stage, StageError, register, set_labels
 from .json import JSONStage, compile_expression
 from .output import OutputStage
 from .regex import RegexStage, compile_re2
@@ -25,11 +25,12 @@ MAX_PARTIAL_LINES = 100
 
 def set_stream_label(entries: list[Entry]) -> None:
     """Promtail's `labels: {stream:}` step: the extracted `stream`, when it is a string-able value."""
+    memo: LabelMemo = {}
     for entry in entries:
         if "stream" in entry.extracted:
             text = to_string(entry.extracted["stream"])
             if text is not None:
-                entry.labels["stream"] = text
+                entry.labels = set_labels(entry.labels, (("stream", text),), memo)
 
 
 class DockerStage(Stage):

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..gotemplate import go_float
 from ..values import Block, to_string
-from .base import BuildContext, Entry, Stage, StageError, register
+from .base import BuildContext, Entry, LabelMemo, Stage, StageError, register, set_labels
 
 CACHE_SIZE = 10_000
 # geoip2-golang's readers accept these database kinds for each lookup.
@@ -104,6 +104,7 @@ class GeoIPStage(Stage):
         source = self.source
         if source is None:  # Promtail looks up a nil address: nothing is ever found
             return entries
+        memo: LabelMemo = {}
         for entry in entries:
             if source not in entry.extracted:
                 continue
@@ -112,7 +113,7 @@ class GeoIPStage(Stage):
                 continue
             found = self.lookup(text)
             if found:
-                entry.labels.update(found)
+                entry.labels = set_labels(entry.labels, tuple(found.items()), memo)
         return entries
 
     def process(self, entry: Entry) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import BuildContext, Entry, Stage, register
+from .base import BuildContext, Entry, LabelMemo, Stage, drop_labels, register
 from .block import name_list
 
 
@@ -16,11 +16,11 @@ class LabelAllowStage(Stage):
 
     def run(self, entries: list[Entry]) -> list[Entry]:
         allowed = self.allowed
+        memo: LabelMemo = {}
         for e in entries:
             labels = e.labels
             if not labels.keys() <= allowed:
-                for name in [n for n in labels if n not in allowed]:
-                    del labels[name]
+                e.labels = drop_labels(labels, frozenset(labels.keys() - allowed), memo)
         return entries
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import BuildContext, Entry, Stage, register
+from .base import BuildContext, Entry, LabelMemo, Stage, drop_labels, register
 from .block import name_list
 
 
@@ -12,14 +12,13 @@ class LabelDropStage(Stage):
     kind = "labeldrop"
 
     def __init__(self, names: list[str]) -> None:
-        self.names = list(dict.fromkeys(names))
+        self.names = frozenset(names)
 
     def run(self, entries: list[Entry]) -> list[Entry]:
         names = self.names
+        memo: LabelMemo = {}
         for e in entries:
-            pop = e.labels.pop
-            for name in names:
-                pop(name, None)
+            e.labels = drop_labels(e.labels, names, memo)
         return entries
 
 

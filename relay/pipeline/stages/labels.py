@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import BuildContext, Entry, Stage, register
+from .base import BuildContext, Entry, LabelMemo, Stage, register, set_labels
 from .block import label_sources, to_str
 
 
@@ -16,14 +16,23 @@ class LabelsStage(Stage):
 
     def run(self, entries: list[Entry]) -> list[Entry]:
         pairs = self.pairs
+        memo: LabelMemo = {}
+        get = memo.get
         for e in entries:
             extracted = e.extracted
-            labels = e.labels
+            changes = []
             for name, source in pairs:
                 if source in extracted:
-                    value = to_str(extracted[source])
-                    if value is not None:  # a map or list has no label form: skipped, as Promtail
-                        labels[name] = value
+                    value = extracted[source]
+                    if value.__class__ is not str:
+                        value = to_str(value)
+                        if value is None:  # a map or list has no label form: skipped, as Promtail
+                            continue
+                    changes.append((name, value))
+            if changes:
+                labels = e.labels
+                hit = get((id(labels), tuple(changes)))  # set_labels, inlined: this runs per entry
+                e.labels = hit[1] if hit is not None else set_labels(labels, tuple(changes), memo)
         return entries
 
 

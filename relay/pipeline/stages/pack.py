@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ..values import Block, to_string
-from .base import BuildContext, Entry, Stage, register
+from .base import BuildContext, Entry, LabelMemo, Stage, drop_labels, register
 
 ENTRY_KEY = "_entry"
 
@@ -37,16 +37,20 @@ class PackStage(Stage):
     def run(self, entries: list[Entry]) -> list[Entry]:
         names = self.names
         now = time.time_ns() if self.ingest_timestamp else None
+        memo: LabelMemo = {}
         for entry in entries:
             extracted = entry.extracted
             parts = []
+            packed = []
             for name in names:
                 if name in extracted:
                     text = to_string(extracted[name])
                     if text is None:
                         continue
                     parts.append(json_string(name) + ":" + json_string(text))
-                    entry.labels.pop(name, None)
+                    packed.append(name)
+            if packed:
+                entry.labels = drop_labels(entry.labels, frozenset(packed), memo)
             parts.append('"_entry":' + json_string(entry.line))
             entry.line = "{" + ",".join(parts) + "}"
             if now is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import BuildContext, Entry, Stage, StageError, register
+from .base import BuildContext, Entry, LabelMemo, Stage, StageError, register, set_labels
 from .block import LABEL_NAME, to_str
 
 
@@ -15,10 +15,11 @@ class StaticLabelsStage(Stage):
         self.labels = labels
 
     def run(self, entries: list[Entry]) -> list[Entry]:
-        static = self.labels
-        if static:
+        if self.labels:
+            pairs = tuple(self.labels.items())
+            memo: LabelMemo = {}
             for e in entries:
-                e.labels.update(static)
+                e.labels = set_labels(e.labels, pairs, memo)
         return entries
 
 

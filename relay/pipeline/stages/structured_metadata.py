@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import BuildContext, Entry, Stage, register
+from .base import BuildContext, Entry, LabelMemo, Stage, drop_labels, register
 from .block import label_sources, to_str
 
 
@@ -20,17 +20,24 @@ class StructuredMetadataStage(Stage):
 
     def run(self, entries: list[Entry]) -> list[Entry]:
         pairs = self.pairs
+        memo: LabelMemo = {}
         for e in entries:
             extracted = e.extracted
             labels = e.labels
             metadata = e.metadata
+            demoted: list[str] = []
             for name, source in pairs:
                 if source in extracted:
-                    value = to_str(extracted[source])
+                    value = extracted[source]
+                    if value.__class__ is not str:
+                        value = to_str(value)
                     if value is not None:
                         metadata[name] = value
-                if source in labels:
-                    metadata[name] = labels.pop(source)
+                if source in labels and source not in demoted:  # moved once, as Promtail's delete
+                    metadata[name] = labels[source]
+                    demoted.append(source)
+            if demoted:
+                e.labels = drop_labels(labels, frozenset(demoted), memo)
         return entries
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...model import TENANT_LABEL
-from .base import BuildContext, Entry, Stage, StageError, register
+from .base import BuildContext, Entry, LabelMemo, Stage, StageError, register, set_labels
 from .block import Block, to_str
 
 
@@ -22,23 +22,24 @@ class TenantStage(Stage):
         self.value = value
 
     def run(self, entries: list[Entry]) -> list[Entry]:
+        memo: LabelMemo = {}
         if self.value:
-            value = self.value
+            pairs = ((TENANT_LABEL, self.value),)
             for e in entries:
-                e.labels[TENANT_LABEL] = value
+                e.labels = set_labels(e.labels, pairs, memo)
         elif self.label:
             label = self.label
             for e in entries:
                 tenant = e.labels.get(label)
                 if tenant:
-                    e.labels[TENANT_LABEL] = tenant
+                    e.labels = set_labels(e.labels, ((TENANT_LABEL, tenant),), memo)
         else:
             source = self.source
             for e in entries:
                 if source in e.extracted:
                     tenant = to_str(e.extracted[source])
                     if tenant:
-                        e.labels[TENANT_LABEL] = tenant
+                        e.labels = set_labels(e.labels, ((TENANT_LABEL, tenant),), memo)
         return entries
 
 
