@@ -263,3 +263,27 @@ def test_cached_parser_agrees_with_parse() -> None:
             assert fast(value) == compiled.parse(value, ZoneInfo("Asia/Kolkata")), (layout, value)
         with pytest.raises(GoTimeError):
             fast("nonsense")
+
+
+@pytest.mark.parametrize("name", ["RFC3339", "RFC3339Nano"])
+def test_utc_fraction_shortcut_agrees_with_parse(name: str) -> None:
+    # Values near the shortcut's shape, valid and not: the answer (or the error) must be parse()'s.
+    values = ["2024-05-06T07:08:09.5Z", "2024-05-06T07:08:09.123456789Z", "2024-05-06T07:08:09.1234567891Z",
+              "2024-05-06T07:08:09.000000000Z", "2024-05-06T07:08:09.Z", "2024-05-06T07:08:09,5Z",
+              "2024-05-06T07:08:09.5z", "2024-05-06T07:08:09.5+00:00", "2024-02-29T23:59:59.9Z",
+              "2023-02-29T23:59:59.9Z", "2024-13-06T07:08:09.5Z", "2024-05-06T24:08:09.5Z",
+              "2024-05-06T07:60:09.5Z", "2024-05-06T07:08:60.5Z", "2024-05-06T07:08:09.\u0665Z",
+              "2024-05-06T7:08:09.55Z", "2024-05-06X07:08:09.5Z", "2024-05-06T07:08:09.5",
+              "2024-05-06T07:08:09.-5Z", "2024-05-06T07:08:09.+5Z", "\u0662024-05-06T07:08:09.5Z", ""]
+    compiled = Layout(NAMED[name])
+    fast = compiled.parser()
+    for value in values * 2:  # the second round answers from the cache
+        try:
+            expected: int | str = compiled.parse(value)
+        except GoTimeError as e:
+            expected = str(e)
+        try:
+            got: int | str = fast(value)
+        except GoTimeError as e:
+            got = str(e)
+        assert got == expected, value

@@ -17,7 +17,19 @@ from jmespath.exceptions import JMESPathError
 from ..values import Block, to_string
 from .base import BuildContext, Entry, Stage, StageError, register
 
-SCALARS = (str, int, float, bool, type(None))
+SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+class FieldGetter:
+    """A JMESPath expression that is one field name: `doc.get(key)`, and the key for batch lookups."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, doc: dict[str, Any]) -> Any:
+        return doc.get(self.key)
 
 
 def _plain_path(node: dict[str, Any]) -> list[str] | None:
@@ -42,8 +54,7 @@ def compile_expression(expression: str) -> Callable[[dict[str, Any]], Any]:
         search: Callable[[dict[str, Any]], Any] = parsed.search  # jmespath is untyped
         return search
     if len(keys) == 1:
-        (key,) = keys
-        return lambda doc: doc.get(key)
+        return FieldGetter(keys[0])
 
     def walk(doc: Any) -> Any:
         for key in keys:
@@ -71,8 +82,14 @@ class JSONStage(Stage):
         self.expressions = expressions
         self.source = source
         self.drop_malformed = drop_malformed
+        # (name, key) when every expression is a field name, the usual config: dict lookups inline.
+        self.fields: list[tuple[str, str]] | None = None
+        if all(type(get) is FieldGetter for _, get in expressions):
+            self.fields = [(name, get.key) for name, get in expressions]  # type: ignore[attr-defined]
 
     def run(self, entries: list[Entry]) -> list[Entry]:
+        if self.fields is not None and self.source is None:
+            return self._run_fields(entries, self.fields)
         expressions = self.expressions
         source = self.source
         drop_malformed = self.drop_malformed
@@ -110,6 +127,32 @@ class JSONStage(Stage):
                 else:
                     extracted[name] = to_json_text(value)
             out.append(entry)
+        return out
+
+    def _run_fields(self, entries: list[Entry], fields: list[tuple[str, str]]) -> list[Entry]:
+        """`run` for field-name expressions on the line."""
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        scalars = SCALARS
+        keep_malformed = not self.drop_malformed
+        out = []
+        append = out.append
+        for entry in entries:
+            try:
+                doc = loads(entry.line)
+            except decode_error:
+                doc = None
+            if doc.__class__ is not dict:
+                if keep_malformed:
+                    append(entry)
+                continue
+            extracted = entry.extracted
+            for name, key in fields:
+                value = doc.get(key)
+                if value.__class__ not in scalars:
+                    value = to_json_text(value)
+                extracted[name] = value
+            append(entry)
         return out
 
     def process(self, entry: Entry) -> bool:

@@ -30,6 +30,7 @@ INT64_MIN = -(2**63)
 _INT = re.compile(r"[+-]?[0-9]+")
 
 Parser = Callable[[str], int]
+_MISSING = object()
 
 
 def _int64(text: str) -> int:
@@ -105,13 +106,23 @@ class TimestampStage(Stage):
     def run(self, entries: list[Entry]) -> list[Entry]:
         source = self.source
         parse = self.parse
+        only = self.parsers[0] if len(self.parsers) == 1 else None
         fudge = self.fudge
         last_known = self.last_known
         keys: dict[int, frozenset[tuple[str, str]]] = {}
         latest: dict[frozenset[tuple[str, str]], int] = {}
         for entry in entries:
-            extracted = entry.extracted
-            ns = parse(extracted[source]) if source in extracted else None
+            value = entry.extracted.get(source, _MISSING)
+            if value.__class__ is str and only is not None:  # `parse`, inlined for the usual case
+                try:
+                    ns = only(value)
+                except (GoTimeError, ValueError, OverflowError):
+                    ns = None
+                else:
+                    if not INT64_MIN <= ns <= INT64_MAX:
+                        ns = None
+            else:
+                ns = None if value is _MISSING else parse(value)
             if ns is not None:
                 entry.timestamp = ns
                 if not fudge:
