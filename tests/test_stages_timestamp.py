@@ -220,6 +220,16 @@ def test_fudge_per_label_set() -> None:
     assert a4.timestamp == base_a + 3
 
 
+def test_fudge_remembers_the_last_entry_of_a_label_set_in_a_batch_without_failures() -> None:
+    # Two dicts with equal labels: the last entry in batch order counts, not the latest time.
+    stage = build({"source": "ts", "format": "RFC3339"})
+    shared, other = {"app": "a"}, {"app": "a"}
+    stage.run([entry("2024-01-01T00:00:10Z", shared), entry("2024-01-01T00:00:30Z", other),
+               entry("2024-01-01T00:00:20Z", shared), entry("2024-01-01T00:00:05Z", {"app": "b"})])
+    a, b = stage.run([entry("junk", {"app": "a"}), entry("junk", {"app": "b"})])
+    assert (a.timestamp, b.timestamp) == (utc(2024, 1, 1, 0, 0, 20) + 1, utc(2024, 1, 1, 0, 0, 5) + 1)
+
+
 def test_skip_keeps_the_timestamp() -> None:
     stage = build({"source": "ts", "format": "RFC3339", "action_on_failure": "skip"})
     good, bad = entry("2024-01-01T00:00:00Z"), entry("junk", ts=42)

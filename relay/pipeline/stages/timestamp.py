@@ -13,6 +13,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +32,7 @@ _INT = re.compile(r"[+-]?[0-9]+")
 
 Parser = Callable[[str], int]
 _MISSING = object()
+_LABELS = attrgetter("labels")
 
 
 def _int64(text: str) -> int:
@@ -107,10 +109,7 @@ class TimestampStage(Stage):
         source = self.source
         parse = self.parse
         only = self.parsers[0] if len(self.parsers) == 1 else None
-        fudge = self.fudge
-        last_known = self.last_known
-        keys: dict[int, frozenset[tuple[str, str]]] = {}
-        latest: dict[frozenset[tuple[str, str]], int] = {}
+        failed: list[Entry] = []
         for entry in entries:
             value = entry.extracted.get(source, _MISSING)
             if value.__class__ is str and only is not None:  # `parse`, inlined for the usual case
@@ -125,29 +124,47 @@ class TimestampStage(Stage):
                 ns = None if value is _MISSING else parse(value)
             if ns is not None:
                 entry.timestamp = ns
-                if not fudge:
-                    continue
-            elif not fudge:
-                continue
-            # Labels do not change while this stage runs over the batch: one key per label dict.
-            labels = entry.labels
-            key = keys.get(id(labels))
-            if key is None:
-                key = keys[id(labels)] = frozenset(labels.items())
-            if ns is None:
-                last = latest.get(key)
-                if last is None:
-                    last = last_known.get(key)
+            else:
+                failed.append(entry)
+        if self.fudge:
+            self._remember(entries, failed)
+        return entries
+
+    def _remember(self, entries: list[Entry], failed: list[Entry]) -> None:
+        """`fudge`: a failed entry gets the last time of its label set + 1ns; remember the last times."""
+        last_known = self.last_known
+        latest: dict[frozenset[tuple[str, str]], int] = {}  # in first-seen order, as the LRU wants
+        if not failed:
+            # Only each label set's last entry matters. Entries with equal labels nearly always share
+            # one dict (see Entry): find each dict's last position in C, then hash each dict once.
+            last_at = dict(zip(map(id, map(_LABELS, entries)), range(len(entries))))
+            position: dict[frozenset[tuple[str, str]], int] = {}
+            for i in last_at.values():
+                key = frozenset(entries[i].labels.items())
+                if position.get(key, -1) < i:
+                    position[key] = i
+                    latest[key] = entries[i].timestamp
+        else:
+            failures = set(map(id, failed))
+            keys: dict[int, frozenset[tuple[str, str]]] = {}  # the dicts live through the batch
+            for entry in entries:
+                labels = entry.labels
+                key = keys.get(id(labels))
+                if key is None:
+                    key = keys[id(labels)] = frozenset(labels.items())
+                if id(entry) in failures:
+                    last = latest.get(key)
                     if last is None:
-                        continue
-                ns = entry.timestamp = last + 1
-            latest[key] = ns
+                        last = last_known.get(key)
+                        if last is None:
+                            continue
+                    entry.timestamp = last + 1
+                latest[key] = entry.timestamp
         for key, ns in latest.items():  # an LRU of label sets, as Promtail's
             last_known.pop(key, None)
             last_known[key] = ns
         while len(last_known) > LAST_KNOWN_SIZE:
             del last_known[next(iter(last_known))]
-        return entries
 
     def process(self, entry: Entry) -> bool:
         self.run([entry])
