@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from relay.config import parse_config
 from relay.model import new_stream
@@ -16,8 +17,8 @@ from relay.sources import KINDS  # noqa: F401  (registers the job kinds)
 NS = 1_000_000_000
 
 
-def processor(stages: list[Any], incoming_ts: bool = True) -> Processor:
-    cfg = parse_config({"scrape_configs": [{
+def processor(stages: list[Any], incoming_ts: bool = True, limits: dict[str, Any] | None = None) -> Processor:
+    cfg = parse_config({"limits_config": limits or {}, "scrape_configs": [{
         "job_name": "t",
         "loki_push_api": {"server": {"http_listen_port": 0}, "use_incoming_timestamp": incoming_ts},
         "pipeline_stages": stages,
@@ -95,14 +96,17 @@ class _BadLine(Stage):
         return entries
 
 
-def test_an_entry_protobuf_refuses_is_dropped_as_invalid_alone() -> None:
-    proc = processor([{"static_labels": {"env": "prod"}}])
+@pytest.mark.parametrize("limits", [None, {"max_line_size": "1KB"}])
+def test_an_entry_protobuf_refuses_is_dropped_as_invalid_alone(limits: dict[str, Any] | None) -> None:
+    proc = processor([{"static_labels": {"env": "prod"}}], limits=limits)
     assert proc.pipeline is not None
     proc.pipeline.stages.append(_BadLine())
-    out = proc.process([new_stream({"job": "x"}, [(1, "a"), (2, "b"), (3, "c")])], "", 0)
-    assert decoded(out) == {'{env="prod", job="x"}': [(1, "a", {}), (3, "c", {})]}
+    out = proc.process([new_stream({"job": "x"}, [(1, "a"), (2, "b"), (3, "c" * 2000)])], "", 0)
+    kept = [(1, "a", {})] if limits else [(1, "a", {}), (3, "c" * 2000, {})]
+    assert decoded(out) == {'{env="prod", job="x"}': kept}
     assert out.dropped["invalid"] == 1
-    assert out.entries == 2
+    assert out.dropped["line_too_long"] == (1 if limits else 0)
+    assert out.entries == len(kept)
 
 
 def test_receive_time_without_incoming_timestamps() -> None:

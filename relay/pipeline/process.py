@@ -24,6 +24,7 @@ from ..cache import BoundedCache
 from ..config import JobConfig, LimitsConfig
 from ..model import LABEL_NAME, TENANT_LABEL, Chunk, Labels, Stream, format_labels
 from ..proto import StreamAdapter
+from .encode import encode_entries
 from .limits import LineLimit, TimeWindow
 from .pipeline import Pipeline, build
 from .stages.base import Entry
@@ -284,13 +285,18 @@ class Processor:
                 if res.error:
                     out.errors.append(res.error)
                 continue
-            msg = _adapter(entries, out)
-            if line_limit is not None:
+            if line_limit is None:
+                data, n, refused = encode_entries(entries)
+                for e in refused:
+                    out.dropped["invalid"] += 1
+                    out.dropped_bytes["invalid"] += len(e.line)
+            else:
+                msg = _adapter(entries, out)
                 line_limit.apply(msg, out)
-            n = len(msg.entries)
+                n = len(msg.entries)
+                data = msg.SerializeToString()
             if n == 0:
                 continue
-            data = msg.SerializeToString()
             chunk = _chunk((res.labels, data, n, len(data)))
             t = res.tenant or ""
             bucket = by_tenant.get(t)
