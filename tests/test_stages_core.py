@@ -79,6 +79,17 @@ def test_labels_can_overwrite_and_see_initial_labels() -> None:
     assert e.labels == {"job": "x", "copy": "x"}
 
 
+def test_one_label_from_values_of_every_kind_in_one_batch() -> None:
+    p = pipe({"labels": {"v": None}})
+    shared = {"job": "x"}
+    values: list[Any] = ["warn", 1, True, 1.5, {"a": 1}, None, "warn", "1", "true"]
+    entries = [Entry(shared, "l", 1, {**shared, "v": v}, {}) for v in values] + [Entry(shared, "l", 1, dict(shared), {})]
+    out = run(p, *entries)
+    assert [e.labels.get("v") for e in out] == ["warn", "1", "true", "1.5", None, None, "warn", "1", "true", None]
+    assert out[0].labels is out[6].labels  # equal changes share one new label set
+    assert shared == {"job": "x"}
+
+
 def test_structured_metadata_from_extracted_and_from_labels() -> None:
     p = pipe({"structured_metadata": {"trace_id": None, "pod": None}})
     (e,) = run(p, Entry({"job": "x", "pod": "p-1"}, "l", 1, {"trace_id": "abc"}, {}))
