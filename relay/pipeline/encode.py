@@ -36,10 +36,6 @@ _LOW14 = [bytes(((n & 0x7F) | 0x80, (n >> 7) | 0x80)) for n in range(SMALL)]
 _HIGH = [varint(n) for n in range((NS >> 14) + 1)]
 
 
-def _length(n: int) -> bytes:
-    return _SMALL[n] if n < SMALL else varint(n)
-
-
 def encode_entries(entries: list[Entry]) -> tuple[bytes, int, list[Entry]]:
     """(bytes, entries written, entries refused): a line or metadata that is not valid UTF-8 text
     (a lone surrogate) or a time outside int64 seconds cannot be written."""
@@ -49,6 +45,7 @@ def encode_entries(entries: list[Entry]) -> tuple[bytes, int, list[Entry]]:
     parts: list[bytes] = []
     append = parts.append
     refused: list[Entry] = []
+    # Lengths below SMALL are looked up inline: a function call per field would cost more.
     for e in entries:
         try:
             s, n = divmod(e.timestamp, NS)
@@ -62,19 +59,26 @@ def encode_entries(entries: list[Entry]) -> tuple[bytes, int, list[Entry]]:
             line = e.line.encode()
             body = b"\x0a" + small[len(ts)] + ts
             if line:  # proto3 leaves empty strings out
-                body += b"\x12" + _length(len(line)) + line
+                size = len(line)
+                body += b"\x12" + (small[size] if size < SMALL else varint(size)) + line
             metadata = e.metadata
             if metadata:
                 for name, value in metadata.items():
                     prefix = name_field.get(name)
                     if prefix is None:
                         raw = name.encode()
-                        prefix = name_field[name] = b"\x0a" + _length(len(raw)) + raw if raw else b""
+                        prefix = name_field[name] = b"\x0a" + varint(len(raw)) + raw if raw else b""
                     raw = value.encode()
-                    pair = prefix + b"\x12" + _length(len(raw)) + raw if raw else prefix
-                    body += b"\x1a" + _length(len(pair)) + pair
+                    if raw:
+                        size = len(raw)
+                        pair = prefix + b"\x12" + (small[size] if size < SMALL else varint(size)) + raw
+                    else:
+                        pair = prefix
+                    size = len(pair)
+                    body += b"\x1a" + (small[size] if size < SMALL else varint(size)) + pair
         except (ValueError, TypeError, AttributeError):  # UnicodeEncodeError is a ValueError
             refused.append(e)
             continue
-        append(b"\x12" + _length(len(body)) + body)
+        size = len(body)
+        append(b"\x12" + (small[size] if size < SMALL else varint(size)) + body)
     return b"".join(parts), len(parts), refused

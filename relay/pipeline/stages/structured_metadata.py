@@ -17,14 +17,31 @@ class StructuredMetadataStage(Stage):
 
     def __init__(self, sources: dict[str, str]) -> None:
         self.pairs = list(sources.items())
+        self.sources = frozenset(sources.values())
 
     def run(self, entries: list[Entry]) -> list[Entry]:
         pairs = self.pairs
+        sources = self.sources
         memo: LabelMemo = {}
+        prev: dict[str, str] | None = None
+        demotes = False
         for e in entries:
-            extracted = e.extracted
             labels = e.labels
+            if labels is not prev:  # label dicts are shared: ask once per dict
+                prev = labels
+                demotes = not sources.isdisjoint(labels)
+            extracted = e.extracted
             metadata = e.metadata
+            if not demotes:
+                for name, source in pairs:
+                    value = extracted.get(source)
+                    if value is not None:
+                        if value.__class__ is not str:
+                            value = to_str(value)
+                            if value is None:
+                                continue
+                        metadata[name] = value
+                continue
             demoted: list[str] = []
             for name, source in pairs:
                 if source in extracted:
