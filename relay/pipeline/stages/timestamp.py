@@ -136,8 +136,17 @@ class TimestampStage(Stage):
         latest: dict[frozenset[tuple[str, str]], int] = {}  # in first-seen order, as the LRU wants
         if not failed:
             # Only each label set's last entry matters. Entries with equal labels nearly always share
-            # one dict (see Entry): find each dict's last position in C, then hash each dict once.
-            last_at = dict(zip(map(id, map(_LABELS, entries)), range(len(entries))))
+            # one dict (see Entry): list the dicts in C (first-seen order), find each one's last
+            # entry from the end (a few steps), then hash each dict once.
+            last_at: dict[int, int] = dict.fromkeys(map(id, map(_LABELS, entries)), -1)  # type: ignore[arg-type]
+            missing = len(last_at)
+            i = len(entries)
+            while missing:
+                i -= 1
+                key_id = id(entries[i].labels)
+                if last_at[key_id] < 0:
+                    last_at[key_id] = i
+                    missing -= 1
             position: dict[frozenset[tuple[str, str]], int] = {}
             for i in last_at.values():
                 key = frozenset(entries[i].labels.items())
