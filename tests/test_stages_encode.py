@@ -36,6 +36,7 @@ def test_same_bytes_as_upb() -> None:
         entry(2 * NS, "é ✓ 𝄞 unicode", **{"": "empty name", "empty_value": "", "ü": "ß"}),
         entry(3 * NS, "long " * 5000, big="v" * 20_000),
         entry(4 * NS, "many", a="1", b="2", c="3"),
+        *(entry(5 * NS, "s" * size, m="v" * size) for size in (127, 128, 4093, 4094, 4095, 4096, 16383, 16384)),
     ]
     data, n, refused = encode_entries(entries)
     assert (n, refused) == (len(entries), [])
