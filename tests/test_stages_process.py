@@ -12,7 +12,6 @@ from relay.model import new_stream
 from relay.pipeline.process import Outcome, Processor
 from relay.pipeline.stages.base import Entry, Stage
 from relay.proto import StreamAdapter
-from relay.sources import KINDS  # noqa: F401  (registers the job kinds)
 
 NS = 1_000_000_000
 
