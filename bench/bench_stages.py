@@ -28,10 +28,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from relay.config import parse_config  # noqa: E402
-from relay.pipeline.process import Processor  # noqa: E402
-from relay.proto import PushRequest  # noqa: E402
-from relay.sources.push import PushDecoder  # noqa: E402
+from relay.config import parse_config
+from relay.pipeline.process import Processor
+from relay.proto import PushRequest
+from relay.sources.push import PushDecoder
 
 PIPELINE = """
 - json:
@@ -43,7 +43,7 @@ PIPELINE = """
 - output: {source: msg}
 """
 
-WORDS = "GET POST /api/v1/items /healthz user=ann user=ben status=200 status=503 took=7ms took=350ms zone=a msg=fine".split()
+WORDS = ["GET", "POST", "/api/v1/items", "/healthz", "user=ann", "user=ben", "status=200", "status=503", "took=7ms", "took=350ms", "zone=a", "msg=fine"]
 LEVELS = ["info"] * 6 + ["warn"] * 2 + ["error", "debug"]
 
 

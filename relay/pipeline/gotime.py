@@ -251,7 +251,7 @@ def abbreviation_offset(location: ZoneInfo, wall: int, name: str) -> int | None:
 
 
 _RFC3339_HEAD = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", re.ASCII)
-_FRACTION_SCALE = [10 ** (9 - n) for n in range(10)]
+_FRACTION_SCALE: list[int] = [10 ** (9 - n) for n in range(10)]
 
 
 def _utc_fraction_fast_path(general: Callable[[str], int]) -> Callable[[str], int]:

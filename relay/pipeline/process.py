@@ -200,7 +200,7 @@ class Processor:
             # The entries share the label dict (stages replace it, never change it); the extracted
             # map starts as a copy of the labels, as Promtail's.
             copy = base.copy
-            entries = []
+            entries: list[Entry] = []
             append = entries.append
             if rewrite_ts:
                 # Receive time, one nanosecond apart so equal lines are not merged by Loki's dedup.

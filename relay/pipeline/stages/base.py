@@ -10,7 +10,7 @@ compiled in the factory, once.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,8 +48,8 @@ def set_labels(labels: dict[str, str], pairs: tuple[tuple[str, str], ...], memo:
     return hit[1]
 
 
-def drop_labels(labels: dict[str, str], names: Collection[str], memo: LabelMemo) -> dict[str, str]:
-    """`labels` without `names` (a hashable collection); shared like `set_labels`."""
+def drop_labels(labels: dict[str, str], names: frozenset[str], memo: LabelMemo) -> dict[str, str]:
+    """`labels` without `names`; shared like `set_labels`."""
     key = (id(labels), names)
     hit = memo.get(key)
     if hit is None:

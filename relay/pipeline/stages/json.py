@@ -135,7 +135,7 @@ class JSONStage(Stage):
         decode_error = orjson.JSONDecodeError
         scalars = SCALARS
         keep_malformed = not self.drop_malformed
-        out = []
+        out: list[Entry] = []
         append = out.append
         for entry in entries:
             try:

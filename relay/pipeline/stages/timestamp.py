@@ -112,14 +112,14 @@ class TimestampStage(Stage):
         failed: list[Entry] = []
         for entry in entries:
             value = entry.extracted.get(source, _MISSING)
+            ns: int | None
             if value.__class__ is str and only is not None:  # `parse`, inlined for the usual case
                 try:
-                    ns = only(value)
+                    parsed = only(value)
                 except (GoTimeError, ValueError, OverflowError):
                     ns = None
                 else:
-                    if not INT64_MIN <= ns <= INT64_MAX:
-                        ns = None
+                    ns = parsed if INT64_MIN <= parsed <= INT64_MAX else None
             else:
                 ns = None if value is _MISSING else parse(value)
             if ns is not None:
@@ -138,7 +138,7 @@ class TimestampStage(Stage):
             # Only each label set's last entry matters. Entries with equal labels nearly always share
             # one dict (see Entry): list the dicts in C (first-seen order), find each one's last
             # entry from the end (a few steps), then hash each dict once.
-            last_at: dict[int, int] = dict.fromkeys(map(id, map(_LABELS, entries)), -1)  # type: ignore[arg-type]
+            last_at: dict[int, int] = dict.fromkeys(map(id, map(_LABELS, entries)), -1)
             missing = len(last_at)
             i = len(entries)
             while missing:
@@ -149,18 +149,17 @@ class TimestampStage(Stage):
                     missing -= 1
             position: dict[frozenset[tuple[str, str]], int] = {}
             for i in last_at.values():
-                key = frozenset(entries[i].labels.items())
-                if position.get(key, -1) < i:
-                    position[key] = i
-                    latest[key] = entries[i].timestamp
+                label_set = frozenset(entries[i].labels.items())
+                if position.get(label_set, -1) < i:
+                    position[label_set] = i
+                    latest[label_set] = entries[i].timestamp
         else:
             failures = set(map(id, failed))
             keys: dict[int, frozenset[tuple[str, str]]] = {}  # the dicts live through the batch
             for entry in entries:
                 labels = entry.labels
-                key = keys.get(id(labels))
-                if key is None:
-                    key = keys[id(labels)] = frozenset(labels.items())
+                found = keys.get(id(labels))
+                key = found if found is not None else keys.setdefault(id(labels), frozenset(labels.items()))
                 if id(entry) in failures:
                     last = latest.get(key)
                     if last is None:
