@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -17,7 +18,8 @@ NS = 1_000_000_000
 
 
 def processor(stages: list[Any], incoming_ts: bool = True, limits: dict[str, Any] | None = None) -> Processor:
-    cfg = parse_config({"limits_config": limits or {}, "scrape_configs": [{
+    # Times from 2024 stay in: this is about what the stages make of entries, not Loki's time window.
+    cfg = parse_config({"limits_config": {"reject_old_samples": False, **(limits or {})}, "scrape_configs": [{
         "job_name": "t",
         "loki_push_api": {"server": {"http_listen_port": 0}, "use_incoming_timestamp": incoming_ts},
         "pipeline_stages": stages,
@@ -58,7 +60,7 @@ def test_entries_regroup_by_final_labels_with_metadata_and_times() -> None:
         {"time": "2024-05-06T07:08:09.25Z", "level": "warn", "msg": "b", "request_id": "r2"},
         {"time": "2024-05-06T07:08:10.000000001Z", "level": "info", "msg": "c", "request_id": "r3"},
     )
-    out = proc.process([new_stream({"job": "x"}, lines), new_stream({"job": "y"}, lines[:1])], "", 0)
+    out = proc.process([new_stream({"job": "x"}, lines), new_stream({"job": "y"}, lines[:1])], "", time.time_ns())
     t0 = 1714979289 * NS
     assert decoded(out) == {
         '{job="x", level="info"}': [(t0 + NS // 2, "a", {"rid": "r1"}), (t0 + NS + 1, "c", {"rid": "r3"})],
