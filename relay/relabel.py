@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import re2
+from .regexp import Finder, RegexpError, Spans, compile_regex, span_finder
 
 __all__ = ["RelabelError", "Rule", "compile_rules", "process"]
 
@@ -51,17 +51,12 @@ _DEFAULT_REGEX = "(.*)"
 _DEFAULT_REPLACEMENT = "$1"
 _KEYS = ("source_labels", "separator", "regex", "modulus", "target_label", "replacement", "action")
 
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False  # we report errors ourselves; RE2 would also print them to stderr
 # Prometheus's check for templated names (legacy scheme). Nested repeats: RE2 keeps it linear.
-_NAME_TEMPLATE = re2.compile(r"^(?:(?:[a-zA-Z_]|\$(?:\{[a-zA-Z0-9_]+\}|[a-zA-Z0-9_]+))+[a-zA-Z0-9_]*)+$", _RE2_OPTIONS)
+_NAME_TEMPLATE = compile_regex(r"(?:(?:[a-zA-Z_]|\$(?:\{[a-zA-Z0-9_]+\}|[a-zA-Z0-9_]+))+[a-zA-Z0-9_]*)+", anchored=True)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 # A parsed expansion template: literal bytes and capture-group indexes.
 _Template = tuple[bytes | int, ...]
-# Match spans in byte offsets, one per group (0 = whole match); (-1, -1) for a group that did not take part.
-_Spans = Sequence[tuple[int, int]]
-_Finder = Callable[[bytes, int], _Spans | None]
 
 
 class RelabelError(ValueError):
@@ -71,11 +66,6 @@ class RelabelError(ValueError):
 def _valid_name(name: str) -> bool:
     # For ASCII, isidentifier() is exactly [a-zA-Z_][a-zA-Z0-9_]* and far cheaper than a regex.
     return name.isascii() and name.isidentifier()
-
-
-def _compile_regex(expr: str) -> Any:
-    """Compile `expr` the way Prometheus does: fully anchored, `.` matching newline."""
-    return re2.compile("^(?s:" + expr + ")$", _RE2_OPTIONS)
 
 
 def _parse_template(template: str, regex: Any) -> _Template:
@@ -126,41 +116,9 @@ def _constant(pieces: _Template) -> str | None:
     return None
 
 
-def _expand(pieces: _Template, text: bytes, spans: _Spans) -> bytes:
+def _expand(pieces: _Template, text: bytes, spans: Spans) -> bytes:
     # A (-1, -1) span slices to b"", which is what Go expands a non-participating group to.
     return b"".join([p if p.__class__ is bytes else text[slice(*spans[p])] for p in pieces])  # type: ignore[index]
-
-
-def _public_finder(regex: Any) -> _Finder:
-    groups = range(regex.groups + 1)
-
-    def find(text: bytes, pos: int = 0) -> _Spans | None:
-        m = regex.search(text, pos)
-        return None if m is None else [m.span(i) for i in groups]
-
-    return find
-
-
-def _finder(regex: Any) -> _Finder:
-    """A span search for `regex`, on UTF-8 bytes (searching bytes skips the wrapper's offset mapping).
-
-    google-re2's public `search` costs about twice its C++ call (a generator and a Match object per
-    call), so use the extension's `Match` directly when it behaves exactly like the public API here.
-    """
-    public = _public_finder(regex)
-    try:
-        match, anchor = regex._regexp.Match, re2._Anchor.UNANCHORED
-
-        def find(text: bytes, pos: int = 0) -> _Spans | None:
-            spans = match(anchor, text, pos, len(text))
-            return spans if spans[0][0] >= 0 else None
-
-        for sample in (b"", b"x", "\u00e9\n".encode()):
-            if find(sample, 0) != public(sample, 0):
-                return public
-        return find
-    except Exception:  # a google-re2 without these internals: stay on the public API
-        return public
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +127,7 @@ class Rule:
 
     source_labels: tuple[str, ...]
     separator: str
-    regex: Any  # re2 regexp compiled by `_compile_regex`
+    regex: Any  # compiled by regexp.compile_regex(..., anchored=True)
     modulus: int
     target_label: str
     replacement: str
@@ -179,7 +137,7 @@ class Rule:
     _target_const: str | None = field(init=False, repr=False, compare=False)
     _repl: _Template = field(init=False, repr=False, compare=False)
     _repl_const: str | None = field(init=False, repr=False, compare=False)
-    _find: _Finder = field(init=False, repr=False, compare=False)
+    _find: Finder = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         action = _ACTIONS.get(self.action)
@@ -192,7 +150,7 @@ class Rule:
         object.__setattr__(self, "_target_const", _constant(target))
         object.__setattr__(self, "_repl", repl)
         object.__setattr__(self, "_repl_const", _constant(repl))
-        object.__setattr__(self, "_find", _finder(self.regex))
+        object.__setattr__(self, "_find", span_finder(self.regex))
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -253,10 +211,9 @@ def _compile_rule(raw: Any) -> Rule:
     regex_set = "regex" in raw  # Prometheus compares the regex by identity with its default
     expr = _text("regex", raw.get("regex", _DEFAULT_REGEX))
     try:
-        regex = _compile_regex(expr)
-    except re2.error as e:
-        detail = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
-        raise RelabelError(f"invalid regex {expr!r}: {detail}") from None
+        regex = compile_regex(expr, anchored=True)
+    except RegexpError as e:
+        raise RelabelError(f"invalid regex {expr!r}: {e.detail}") from None
 
     modulus = raw.get("modulus", 0)
     if modulus is None:

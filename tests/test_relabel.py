@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay import relabel
+from relay import regexp, relabel
 from relay.relabel import RelabelError, Rule, compile_rules, process
 
 
@@ -542,10 +542,10 @@ FINDER_REGEXES = ["(.*)", "a)|(b", "(?P<x>é+)?(.)", "(a*)|b", "x|", "(?i)(É)(.
 @settings(max_examples=300)
 @given(st.sampled_from(FINDER_REGEXES), st.text(alphabet="abxÉé\n", max_size=8), st.integers(0, 10))
 def test_fast_finder_agrees_with_public_search(regex: str, value: str, pos: int) -> None:
-    compiled = relabel._compile_regex(regex)
+    compiled = regexp.compile_regex(regex, anchored=True)
     text = value.encode()
     pos = min(pos, len(text))
-    assert relabel._finder(compiled)(text, pos) == relabel._public_finder(compiled)(text, pos)
+    assert regexp.span_finder(compiled)(text, pos) == regexp.public_finder(compiled)(text, pos)
 
 
 @settings(max_examples=200)
@@ -558,11 +558,8 @@ def test_public_finder_fallback_gives_same_results(labels: dict[str, str]) -> No
         {"regex": "m_.*", "action": "labeldrop"},
     ]
     fast = compile_rules(raw)
-    original = relabel._finder
-    relabel._finder = relabel._public_finder  # type: ignore[assignment]
-    try:
+    with pytest.MonkeyPatch.context() as patch:  # not the fixture: hypothesis runs this body many times
+        patch.setattr(relabel, "span_finder", regexp.public_finder)
         slow = compile_rules(raw)
-    finally:
-        relabel._finder = original  # type: ignore[assignment]
-    assert [r._find.__qualname__ for r in slow] == ["_public_finder.<locals>.find"] * len(raw)
+    assert [r._find.__qualname__ for r in slow] == ["public_finder.<locals>.find"] * len(raw)
     assert process(labels, slow) == process(labels, fast)

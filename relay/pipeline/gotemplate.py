@@ -22,8 +22,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-import re2
-
+from ..regexp import RegexpError, compile_regex
 from .values import format_float
 
 
@@ -43,10 +42,6 @@ _NO_ARG: Any = object()  # "no piped value" marker
 
 # Go's %v prints floats in %g form with the shortest digits, switching to an exponent from 1e6 (1e+06).
 EXPONENT_FROM = 6
-
-RE2_OPTIONS = re2.Options()
-RE2_OPTIONS.log_errors = False
-
 
 # --- values as Go prints and tests them -----------------------------------------------------------
 
@@ -106,8 +101,8 @@ def compile_go_regex(expression: str) -> Any:
     regex = _REGEX_CACHE.get(expression)
     if regex is None:
         try:
-            regex = re2.compile(expression, RE2_OPTIONS)
-        except re2.error as err:
+            regex = compile_regex(expression)
+        except RegexpError as err:
             raise TemplateError(f"regexp: Compile({expression!r}): {err}") from None
         if len(_REGEX_CACHE) > 256:
             _REGEX_CACHE.clear()

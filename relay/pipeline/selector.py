@@ -14,10 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import re2
-
-_OPTIONS = re2.Options()
-_OPTIONS.log_errors = False
+from ..regexp import RegexpError, compile_regex
 
 _TOKEN = re.compile(r"""\s*(?:(?P<op>=~|!~|!=|\|=|\|~|=|\{|\}|,)|(?P<ident>[a-zA-Z_][a-zA-Z0-9_]*)|(?P<str>"(?:[^"\\\n]|\\.)*"|`[^`]*`)|(?P<bad>\S))""")
 
@@ -88,9 +85,9 @@ def _unquote(tok: str) -> str:
 
 def _compile(expr: str, anchored: bool) -> Any:
     try:
-        return re2.compile("^(?s:" + expr + ")$" if anchored else expr, _OPTIONS)
-    except re2.error as e:
-        raise SelectorError(f"error parsing regexp {expr!r}: {e}") from None
+        return compile_regex(expr, anchored=anchored)
+    except RegexpError as e:
+        raise SelectorError(str(e)) from None
 
 
 def parse(text: str) -> Selector:
