@@ -15,10 +15,11 @@ from relay.config import ConfigError
 from relay.metrics import REGISTRY
 from relay.model import TENANT_LABEL
 from relay.pipeline import selector
+from relay.pipeline.gotime import parse_duration
 from relay.pipeline.pipeline import Pipeline, build
-from relay.pipeline.stages.base import Entry
-from relay.pipeline.stages.block import go_duration, to_float, to_str
+from relay.pipeline.stages.base import MODULES, Entry
 from relay.pipeline.stages.drop import parse_bytes
+from relay.pipeline.values import to_float, to_string
 
 
 def entry(line: str = "line", labels: dict[str, str] | None = None, ts: int | None = None, **extracted: Any) -> Entry:
@@ -38,12 +39,12 @@ def run(p: Pipeline, *entries: Entry) -> list[Entry]:
 
 # ---- conversions --------------------------------------------------------------------------------
 
-def test_to_str_is_go_getstring() -> None:
-    assert to_str("x") == "x"
-    assert to_str(True) == "true" and to_str(False) == "false"
-    assert to_str(42) == "42"
-    assert to_str(1.5) == "1.5" and to_str(2.0) == "2" and to_str(1e21) == "1000000000000000000000"
-    assert to_str({"a": 1}) is None and to_str([1]) is None and to_str(None) is None
+def test_to_string_is_go_getstring() -> None:
+    assert to_string("x") == "x"
+    assert to_string(True) == "true" and to_string(False) == "false"
+    assert to_string(42) == "42"
+    assert to_string(1.5) == "1.5" and to_string(2.0) == "2" and to_string(1e21) == "1000000000000000000000"
+    assert to_string({"a": 1}) is None and to_string([1]) is None and to_string(None) is None
 
 
 def test_to_float_reads_numbers_and_durations() -> None:
@@ -53,10 +54,10 @@ def test_to_float_reads_numbers_and_durations() -> None:
 
 
 def test_go_duration_and_byte_sizes() -> None:
-    assert go_duration("24h") == 86400 and go_duration("1.5s") == 1.5 and go_duration("0") == 0
+    assert parse_duration("24h") == 86400 and parse_duration("1.5s") == 1.5 and parse_duration("0") == 0
     for bad in ("", "5", "1d", "s", "1x"):
         with pytest.raises(ValueError):
-            go_duration(bad)
+            parse_duration(bad)
     assert parse_bytes("512") == 512 and parse_bytes("1KB") == 1024 and parse_bytes("4mb") == 4 << 20
     assert parse_bytes("2K") == 2048
     for bad in ("1.5KB", "lots", "1XB"):
@@ -386,7 +387,7 @@ ERRORS: list[tuple[Any, str]] = [
     ({"tenant": {}}, "(tenant): label, source or value config are required"),
     ({"tenant": {"source": "a", "value": "b"}}, "(tenant): label, source and value are mutually exclusive"),
     ({"tenant": {"label": "a", "source": "b"}}, "(tenant): label, source and value are mutually exclusive"),
-    ({"tenant": {"value": "a", "tenant": "b"}}, "(tenant): tenant: unknown key in tenant stage"),
+    ({"tenant": {"value": "a", "tenant": "b"}}, "(tenant): unknown key 'tenant' in tenant stage"),
     ({"drop": {}}, "(drop): drop stage config must contain at least one of `source`, `expression`, `older_than` or `longer_than`"),
     ({"drop": {"source": 5}}, "(drop): drop stage source invalid type should be string or list of strings"),
     ({"drop": {"older_than": "1 day"}}, "(drop): drop stage invalid duration, 1 day cannot be converted to a duration"),
@@ -394,7 +395,7 @@ ERRORS: list[tuple[Any, str]] = [
     ({"drop": {"source": "s", "expression": "x", "value": "y"}}, "(drop): drop stage config error, `value` and `expression` cannot both be defined at the same time."),
     ({"drop": {"expression": "("}}, "(drop): drop stage regex compilation error: error parsing regexp"),
     ({"drop": {"longer_than": "big"}}, "(drop): drop stage failed to parse longer_than to bytes"),
-    ({"drop": {"source": "a", "values": "b"}}, "(drop): values: unknown key in drop stage"),
+    ({"drop": {"source": "a", "values": "b"}}, "(drop): unknown key 'values' in drop stage"),
     ({"match": None}, "(match): match stage config cannot be empty"),
     ({"match": {"selector": '{a="b"}', "pipeline_name": "", "stages": [{"labeldrop": ["a"]}]}}, "(match): match stage pipeline name can be omitted but cannot be an empty string"),
     ({"match": {"stages": [{"labeldrop": ["a"]}]}}, "(match): selector statement required for match stage"),
@@ -407,7 +408,7 @@ ERRORS: list[tuple[Any, str]] = [
     ({"limit": {"rate": 0, "burst": 1}}, "(limit): limit stage failed to parse rate or burst"),
     ({"limit": {"rate": 1}}, "(limit): limit stage failed to parse rate or burst"),
     ({"limit": {"rate": 1, "burst": 1, "by_label_name": "app"}}, "(limit): When ratelimiting by label, drop must be true"),
-    ({"limit": {"rate": "fast", "burst": 1}}, "(limit): rate: expected a number"),
+    ({"limit": {"rate": "fast", "burst": 1}}, "(limit): cannot parse 'rate' as float: strconv.ParseFloat: parsing \"fast\": invalid syntax"),
     ({"sampling": {"rate": 1.5}}, "(sampling): sampling stage failed to parse rate,Sampling Rate must be between 0.0 and 1.0, received 1.500000"),
     ({"metrics": None}, "(metrics): empty metric stage configuration"),
     ({"metrics": {"m": {"type": "summary"}}}, "(metrics): m: invalid metric type 'summary', metric type must be one of 'counter', 'gauge', or 'histogram'"),
@@ -422,7 +423,7 @@ ERRORS: list[tuple[Any, str]] = [
     ({"metrics": {"m": {"type": "gauge", "config": {"action": "observe"}}}}, "(metrics): m: action observe is not valid, action must be `set`, `inc`, `dec`, `add`, or `sub`"),
     ({"metrics": {"m": {"type": "histogram", "config": {"buckets": "1,2"}}}}, "(metrics): m: buckets: expected a list of numbers"),
     ({"metrics": {"m-x": {"type": "gauge", "config": {"action": "inc"}}}}, "(metrics): m-x: invalid metric name"),
-    ({"metrics": {"m": {"type": "gauge", "typo": 1, "config": {"action": "inc"}}}}, "(metrics): typo: unknown key in metrics m stage"),
+    ({"metrics": {"m": {"type": "gauge", "typo": 1, "config": {"action": "inc"}}}}, "(metrics): unknown key 'typo' in metrics m stage"),
 ]
 
 
@@ -440,6 +441,65 @@ def test_metric_type_clash_is_refused() -> None:
     with pytest.raises(ConfigError, match="metric promtail_custom_t_clash is already defined as a gauge"):
         build([{"metrics": {"t_clash": {"type": "histogram"}}}], "job")
     assert keep.stages
+
+
+# A valid block for every kind whose block has fixed keys; each test adds one misspelt key to it.
+FIXED_KEYS: dict[str, Any] = {
+    "cri": {"max_partial_lines": 10},
+    "decolorize": {},
+    "docker": {},
+    "drop": {"source": "level", "value": "debug"},
+    "eventlogmessage": {"source": "message"},
+    "geoip": {"db": "/nonexistent.mmdb", "source": "ip", "db_type": "city"},
+    "json": {"expressions": {"level": ""}},
+    "limit": {"rate": 10, "burst": 10},
+    "logfmt": {"mapping": {"level": ""}},
+    "match": {"selector": '{app="a"}', "stages": [{"labeldrop": ["x"]}]},
+    "multiline": {"firstline": "^x"},
+    "output": {"source": "msg"},
+    "pack": {"labels": ["app"]},
+    "regex": {"expression": "(?P<level>\\w+)"},
+    "replace": {"expression": "(secret)", "replace": "***"},
+    "sampling": {"rate": 0.5},
+    "template": {"source": "level", "template": "{{ .Value }}"},
+    "tenant": {"value": "team-a"},
+    "timestamp": {"source": "ts", "format": "RFC3339"},
+}
+# Kinds whose block has no fixed keys: every key is a label name (or a metric name: each metric's
+# own block has fixed keys, tested below), or the block is a list of names.
+NAME_KEYS = {"labels", "structured_metadata", "non_indexed_labels", "static_labels", "labelallow", "labeldrop",
+             "metrics"}
+
+
+def test_every_kind_is_either_fixed_keys_or_names() -> None:
+    # A new kind must join one of the two lists, so the test below cannot miss it.
+    assert set(MODULES) == set(FIXED_KEYS) | NAME_KEYS and not set(FIXED_KEYS) & NAME_KEYS
+
+
+@pytest.mark.parametrize("kind", sorted(FIXED_KEYS))
+def test_an_unknown_key_is_refused_in_every_stage_kind(kind: str) -> None:
+    if kind != "geoip":  # geoip needs a database file; the typo is refused before the file is opened
+        pipe({kind: FIXED_KEYS[kind]})  # without the typo the block is valid
+    with pytest.raises(ConfigError) as e:
+        build([{"static_labels": {"ok": "1"}}, {kind: {**FIXED_KEYS[kind], "sorce": "x"}}], "api")
+    assert str(e.value) == f'job "api" pipeline_stages[1] ({kind}): unknown key \'sorce\' in {kind} stage'
+
+
+@pytest.mark.parametrize(("block", "where"), [
+    ({"lines": {"type": "counter", "sorce": "x", "config": {"action": "inc", "match_all": True}}}, "metrics lines"),
+    ({"lines": {"type": "counter", "config": {"action": "inc", "match_all": True, "sorce": "x"}}}, "metrics lines config"),
+    ({"lines": {"type": "gauge", "config": {"action": "inc", "sorce": "x"}}}, "metrics lines config"),
+    ({"lines": {"type": "histogram", "config": {"sorce": "x"}}}, "metrics lines config"),
+])
+def test_an_unknown_key_is_refused_inside_a_metric(block: dict[str, Any], where: str) -> None:
+    with pytest.raises(ConfigError, match=f"\\(metrics\\): unknown key 'sorce' in {where} stage$"):
+        build([{"metrics": block}], "api")
+
+
+def test_an_unknown_key_is_refused_in_a_nested_stage() -> None:
+    nested = {"match": {"selector": '{app="a"}', "stages": [{"json": {"expressions": {"a": ""}, "sorce": "x"}}]}}
+    with pytest.raises(ConfigError, match=r"\[0\] \(match\): stages\[0\] \(json\): unknown key 'sorce' in json stage$"):
+        build([nested], "api")
 
 
 def test_pipeline_stages_must_be_a_list() -> None:

@@ -66,9 +66,9 @@ from ..config import Backoff, JobConfig, LimitsConfig, ServerConfig
 from ..keys import ConfigError
 from ..model import Chunk, Stream, new_stream
 from ..pipeline import Processor
+from ..pipeline.gotime import parse_duration
 from ..pipeline.pipeline import Pipeline
 from ..pipeline.pipeline import build as build_pipeline
-from ..pipeline.stages.block import go_duration
 from ..sink import retry
 from ..sink.batch import LabelEncoder, compress, encode_push
 from ..tenant import tenant_error
@@ -210,7 +210,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     raw = env.get("PIPELINE_TIMEOUT", "").strip()
     if raw:
         try:
-            s.pipeline_timeout = go_duration(raw)
+            s.pipeline_timeout = parse_duration(raw)
         except ValueError as e:
             raise SettingsError(f"PIPELINE_TIMEOUT must be a Go duration such as 1s or 500ms, got {raw!r}: {e}") from None
         if s.pipeline_timeout <= 0:

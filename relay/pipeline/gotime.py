@@ -459,3 +459,48 @@ class Layout:
         if (month >= 0 and month != m) or (day >= 0 and day != d):
             raise GoTimeError(f"parsing time {value!r}: day-of-year does not match month or day")
         return m, d
+
+
+# --- Go's time.ParseDuration ------------------------------------------------------------------------
+
+_DURATION_NUMBER = re.compile(r"([0-9]*)(?:\.([0-9]*))?")
+_DURATION_UNIT = re.compile(r"[^0-9.]*")
+_DURATION_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": NS, "m": 60 * NS,
+                "h": 3600 * NS}
+
+
+def parse_duration(text: str) -> float:
+    """Go's time.ParseDuration (`1h30m`, `500ms`, `-2s`, `0`), in seconds; ValueError with Go's wording."""
+    body = text
+    negative = body[:1] == "-"
+    if body[:1] in ("-", "+"):
+        body = body[1:]
+    if body == "0":
+        return 0.0
+    invalid = f'time: invalid duration "{text}"'
+    if not body:
+        raise ValueError(invalid)
+    total, pos = 0, 0
+    while pos < len(body):
+        number = _DURATION_NUMBER.match(body, pos)
+        assert number is not None  # every part of it is optional
+        whole, fraction = number.group(1), number.group(2)
+        if not whole and not fraction:  # no digits before or after the point ("", ".", "x")
+            raise ValueError(invalid)
+        unit_match = _DURATION_UNIT.match(body, number.end())
+        assert unit_match is not None
+        unit = unit_match.group()
+        if not unit:
+            raise ValueError(f'time: missing unit in duration "{text}"')
+        scale = _DURATION_NS.get(unit)
+        if scale is None:
+            raise ValueError(f'time: unknown unit "{unit}" in duration "{text}"')
+        total += int(whole or "0") * scale
+        if fraction:
+            total += int(fraction) * scale // 10 ** len(fraction)  # what is below 1ns is dropped, as in Go
+        if total > 1 << 63:
+            raise ValueError(invalid)
+        pos = unit_match.end()
+    if total == 1 << 63 and not negative:
+        raise ValueError(invalid)
+    return (-total if negative else total) / NS

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import re2
-
+from ...regexp import compile_regex
 from .base import BuildContext, Entry, Stage, register
+from .block import Block
 
-ANSI = re2.compile(
+ANSI = compile_regex(
     "[\u001b\u009b][[\\]()#;?]*(?:(?:(?:[a-zA-Z\\d]*(?:;[a-zA-Z\\d]*)*)?\u0007)"
     "|(?:(?:\\d{1,4}(?:;\\d{0,4})*)?[\\dA-PRZcf-ntqry=><~]))"
 )
@@ -35,4 +35,5 @@ class DecolorizeStage(Stage):
 
 @register("decolorize")
 def build(block: Any, ctx: BuildContext) -> Stage:
+    Block(block, "decolorize").done()  # the decolorize stage has no settings
     return DecolorizeStage()

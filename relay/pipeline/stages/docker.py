@@ -12,11 +12,12 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, LabelMemo, Stage, StageError, register, set_labels
+from .block import Block, compile_regex
 from .json import JSONStage, compile_expression
 from .output import OutputStage
-from .regex import RegexStage, compile_re2
+from .regex import COMPILE_ERROR, RegexStage
 from .timestamp import TimestampStage, compile_format
 
 CRI_LINE = r"^(?s)(?P<time>\S+?) (?P<stream>stdout|stderr) (?P<flags>\S+?) (?P<content>.*)$"
@@ -56,7 +57,7 @@ class CRIStage(Stage):
     kind = "cri"
 
     def __init__(self, max_partial_lines: int, max_line_size: int, truncate: bool) -> None:
-        self.regex = RegexStage(compile_re2(CRI_LINE), None)
+        self.regex = RegexStage(compile_regex(CRI_LINE, COMPILE_ERROR), None)
         self.timestamp = TimestampStage("time", [compile_format("RFC3339Nano", None)], fudge=True)
         self.output = OutputStage("content")
         self.max_partial_lines = max_partial_lines
@@ -110,7 +111,7 @@ class CRIStage(Stage):
 
 
 def byte_size(conf: Block, key: str) -> int:
-    value = conf.raw.get(key)
+    value = conf.raw(key)
     if value is None:
         return 0
     if isinstance(value, bool):
@@ -124,17 +125,15 @@ def byte_size(conf: Block, key: str) -> int:
 
 @register("docker")
 def build_docker(block: Any, ctx: BuildContext) -> Stage:
+    Block(block, "docker").done()  # the docker stage has no settings
     return DockerStage()
 
 
 @register("cri")
 def build_cri(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
-    raw_lines = conf.raw.get("max_partial_lines")
-    if isinstance(raw_lines, str) and raw_lines.strip().lstrip("-").isdigit():
-        raw_lines = int(raw_lines)
-    if raw_lines is not None and (isinstance(raw_lines, bool) or not isinstance(raw_lines, int)):
-        raise StageError(f"'max_partial_lines' expected type 'int', got {raw_lines!r}")
-    max_lines = raw_lines or MAX_PARTIAL_LINES
-    return CRIStage(max_lines, byte_size(conf, "max_partial_line_size"),
-                    conf.weak_boolean("max_partial_line_size_truncate", False))
+    conf = Block(block, "cri", weak=True)
+    max_lines = conf.integer("max_partial_lines") or MAX_PARTIAL_LINES
+    max_size = byte_size(conf, "max_partial_line_size")
+    truncate = conf.boolean("max_partial_line_size_truncate")
+    conf.done()
+    return CRIStage(max_lines, max_size, truncate)

@@ -13,8 +13,10 @@ import re
 import time
 from typing import Any
 
+from ..gotime import parse_duration
+from ..values import to_string
 from .base import BuildContext, Entry, Stage, StageError, register
-from .block import Block, compile_regex, go_duration, to_str
+from .block import Block, compile_regex
 
 _BYTE_UNITS = {"": 1, "B": 1}
 for _i, _u in enumerate("KMGTPE", 1):
@@ -71,7 +73,7 @@ class DropStage(Stage):
         for e in entries:
             v = e.extracted.get(source, "")  # absent: compared as "" (Promtail joins no values)
             if v.__class__ is not str:
-                v = to_str(v)
+                v = to_string(v)
                 if v is None:
                     append(e)
                     continue
@@ -100,7 +102,7 @@ class DropStage(Stage):
             values = []
             for s in sources:
                 if s in extracted:
-                    text = to_str(extracted[s])
+                    text = to_string(extracted[s])
                     if text is None:
                         return False
                     values.append(text)
@@ -117,12 +119,12 @@ class DropStage(Stage):
 def build(config: Any, ctx: BuildContext) -> Stage:
     b = Block(config, "drop", weak=True)
     raw_source = b.raw("source")
-    value = b.string("value")
-    expression = b.string("expression")
-    older = b.string("older_than")
-    longer = b.string("longer_than")
+    value = b.opt_string("value")
+    expression = b.opt_string("expression")
+    older = b.opt_string("older_than")
+    longer = b.opt_string("longer_than")
     reason = b.string("drop_counter_reason") or "drop_stage"
-    separator = b.string("separator", ";") or ""
+    separator = b.string("separator", ";")
     b.done()
     if raw_source is None and expression is None and older is None and longer is None:
         raise StageError("drop stage config must contain at least one of `source`, `expression`, `older_than` or `longer_than`")
@@ -137,7 +139,7 @@ def build(config: Any, ctx: BuildContext) -> Stage:
     older_than = None
     if older is not None:
         try:
-            older_than = go_duration(older)
+            older_than = parse_duration(older)
         except ValueError as e:
             raise StageError(f"drop stage invalid duration, {older} cannot be converted to a duration: {e}") from None
     if value is not None and sources is None:
@@ -146,12 +148,9 @@ def build(config: Any, ctx: BuildContext) -> Stage:
         raise StageError("drop stage config error, `value` and `expression` cannot both be defined at the same time.")
     regex = None
     if expression is not None:
-        try:
-            regex = compile_regex(expression)
-        except StageError as e:
-            raise StageError(f"drop stage regex compilation error: {e}") from None
+        regex = compile_regex(expression, "drop stage regex compilation error")
     if value is not None:
-        regex = compile_regex("^" + _quote_meta(value) + "$")
+        regex = compile_regex("^" + _quote_meta(value) + "$", "drop stage value")
     longer_than = None
     if longer is not None:
         try:

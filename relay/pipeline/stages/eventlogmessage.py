@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, Stage, StageError, register
+from .block import Block
 
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
@@ -69,9 +70,11 @@ class EventLogMessageStage(Stage):
 
 @register("eventlogmessage")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
+    conf = Block(block, "eventlogmessage")
     source = conf.opt_string("source")
+    drop_invalid = conf.boolean("drop_invalid_labels")
+    overwrite = conf.boolean("overwrite_existing")
+    conf.done()
     if source is not None and not LABEL_NAME.match(source):
         raise StageError(f"invalid label name: {source}")
-    return EventLogMessageStage(source if source is not None else "message",
-                                conf.boolean("drop_invalid_labels"), conf.boolean("overwrite_existing"))
+    return EventLogMessageStage(source if source is not None else "message", drop_invalid, overwrite)

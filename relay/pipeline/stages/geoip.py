@@ -14,8 +14,9 @@ import ipaddress
 from typing import Any
 
 from ..gotemplate import go_float
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, LabelMemo, Stage, StageError, register, set_labels
+from .block import Block
 
 CACHE_SIZE = 10_000
 # geoip2-golang's readers accept these database kinds for each lookup.
@@ -123,10 +124,11 @@ class GeoIPStage(Stage):
 
 @register("geoip")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
+    conf = Block(block, "geoip")
     path = conf.string("db")
     source = conf.opt_string("source")
     db_type = conf.string("db_type")
+    conf.done()
     if not path:
         raise StageError("db path cannot be empty")
     if source == "":

@@ -14,8 +14,9 @@ import jmespath
 import orjson
 from jmespath.exceptions import JMESPathError
 
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, Stage, StageError, register
+from .block import Block
 
 SCALARS = frozenset((str, int, float, bool, type(None)))
 
@@ -161,10 +162,11 @@ class JSONStage(Stage):
 
 @register("json")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
+    conf = Block(block, "json")
     expressions = conf.string_map("expressions")
     source = conf.opt_string("source")
     drop_malformed = conf.boolean("drop_malformed")
+    conf.done()
     if not expressions:
         raise StageError("JMES expression is required")
     if source == "":

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..values import to_string
 from .base import BuildContext, Entry, LabelMemo, Stage, register, set_labels
-from .block import label_sources, to_str
+from .block import label_sources
 
 
 class LabelsStage(Stage):
@@ -27,7 +28,7 @@ class LabelsStage(Stage):
                 if source in extracted:
                     value = extracted[source]
                     if value.__class__ is not str:
-                        value = to_str(value)
+                        value = to_string(value)
                         if value is None:  # a map or list has no label form: skipped, as Promtail
                             continue
                     changes.append((name, value))
@@ -54,7 +55,7 @@ class LabelsStage(Stage):
                     hit = by_text[(id(labels), value)] = (labels, set_labels(labels, ((name, value),), memo))
                 e.labels = hit[1]
                 continue
-            text = to_str(value)
+            text = to_string(value)
             if text is not None:  # a map or list has no label form: skipped, as Promtail
                 e.labels = set_labels(labels, ((name, text),), memo)
         return entries

@@ -131,7 +131,7 @@ def build(config: Any, ctx: BuildContext) -> Stage:
     rate = b.number("rate")
     burst = b.integer("burst")
     drop = b.boolean("drop")
-    by_label = b.string("by_label_name", "") or ""
+    by_label = b.string("by_label_name")
     max_labels = b.integer("max_distinct_labels")
     b.done()
     if rate <= 0 or burst <= 0:

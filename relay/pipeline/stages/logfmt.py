@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, Stage, StageError, register
+from .block import Block
 
 # One key/value pair after optional garbage (bytes <= ' '). After an unquoted value, only a space or the end
 # may follow; after a quoted one go-logfmt reads on.
@@ -83,9 +84,10 @@ class LogfmtStage(Stage):
 
 @register("logfmt")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
+    conf = Block(block, "logfmt")
     mapping = conf.string_map("mapping")
     source = conf.opt_string("source")
+    conf.done()
     if not mapping:
         raise StageError("logfmt mapping is required")
     if source == "":

@@ -88,13 +88,13 @@ def build(config: Any, ctx: BuildContext) -> Stage:
     if config is None:
         raise StageError("match stage config cannot be empty")
     b = Block(config, "match")
-    name = b.raw("pipeline_name")
-    selector_text = b.string("selector", "")
+    name = b.opt_string("pipeline_name")
+    selector_text = b.string("selector")
     stages = b.raw("stages")
-    action = b.string("action", "") or "keep"
+    action = b.string("action") or "keep"
     reason = b.string("drop_counter_reason") or "match_stage"
     b.done()
-    if name is not None and str(name) == "":
+    if name == "":
         raise StageError("match stage pipeline name can be omitted but cannot be an empty string")
     if not selector_text:
         raise StageError("selector statement required for match stage")
@@ -113,5 +113,5 @@ def build(config: Any, ctx: BuildContext) -> Stage:
     nested = None
     if action == "keep":
         assert ctx.build_nested is not None
-        nested = ctx.build_nested(stages, str(name or ""))
+        nested = ctx.build_nested(stages, name or "")
     return MatchStage(ctx, selector, nested, reason)

@@ -23,8 +23,10 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from ... import metrics as relay_metrics
+from ..gotime import parse_duration
+from ..values import to_float, to_string
 from .base import BuildContext, Entry, Stage, StageError, register
-from .block import Block, go_duration, to_float, to_str
+from .block import Block
 
 DEFAULT_PREFIX = "promtail_custom_"
 DEFAULT_IDLE = 300.0
@@ -161,7 +163,7 @@ class MetricsStage(Stage):
                     amount = e.extracted[m.source]
                 else:
                     continue
-                if m.value is not None and to_str(amount) != m.value:
+                if m.value is not None and to_string(amount) != m.value:
                     continue
                 number = 1.0 if m.action in ("inc", "dec") else to_float(amount)
                 if number is None:
@@ -201,8 +203,8 @@ def _record(kind: str, action: str, s: _Series, f: float, buckets: tuple[float, 
 def _counter(name: str, c: Block) -> tuple[str, str | None, bool, bool]:
     match_all = c.boolean("match_all")
     count_bytes = c.boolean("count_entry_bytes")
-    value = c.string("value")
-    action = (c.string("action", "") or "").lower()
+    value = c.opt_string("value")
+    action = c.string("action").lower()
     c.done()
     if not action:
         raise StageError(f"{name}: counter action must be defined as either `inc` or `add`")
@@ -227,11 +229,11 @@ def build(config: Any, ctx: BuildContext) -> Stage:
     for raw_name, raw in config.items():
         name = str(raw_name)
         b = Block(raw, f"metrics {name}")
-        kind = (b.string("type", "") or "").lower()
-        description = b.string("description", "") or ""
-        source = b.string("source")
-        prefix = b.string("prefix", "") or DEFAULT_PREFIX
-        idle = b.string("max_idle_duration")
+        kind = b.string("type").lower()
+        description = b.string("description")
+        source = b.opt_string("source")
+        prefix = b.string("prefix") or DEFAULT_PREFIX
+        idle = b.opt_string("max_idle_duration")
         inner = b.raw("config")
         b.done()
         if kind not in ("counter", "gauge", "histogram"):
@@ -239,7 +241,7 @@ def build(config: Any, ctx: BuildContext) -> Stage:
         max_idle = DEFAULT_IDLE
         if idle is not None:
             try:
-                max_idle = go_duration(idle)
+                max_idle = parse_duration(idle)
             except ValueError as e:
                 raise StageError(f"{name}: max_idle_duration could not be parsed as a time.Duration: '{e}'") from None
             if max_idle < 1.0:
@@ -255,8 +257,8 @@ def build(config: Any, ctx: BuildContext) -> Stage:
         if kind == "counter":
             action, value, match_all, count_bytes = _counter(name, c)
         elif kind == "gauge":
-            value = c.string("value")
-            action = (c.string("action", "") or "").lower()
+            value = c.opt_string("value")
+            action = c.string("action").lower()
             c.done()
             if not action:
                 raise StageError(f"{name}: gauge action must be defined as `set`, `inc`, `dec`, `add`, or `sub`")
@@ -264,7 +266,7 @@ def build(config: Any, ctx: BuildContext) -> Stage:
                 raise StageError(f"{name}: action {action} is not valid, action must be `set`, `inc`, `dec`, `add`, or `sub`")
         else:
             action = "observe"
-            value = c.string("value")
+            value = c.opt_string("value")
             raw_buckets = c.raw("buckets")
             c.done()
             if raw_buckets is None:

@@ -12,46 +12,18 @@ first line's.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..values import Block
+from ...regexp import span_finder
+from ..gotime import parse_duration
 from .base import BuildContext, Entry, Stage, StageError, register
-from .regex import compile_re2, span_finder
+from .block import Block, compile_regex
 
 MAX_LINES = 128
 MAX_WAIT = 3.0
-
-_DURATION_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_go_duration(text: str) -> float:
-    """Go's time.ParseDuration, in seconds: `1h30m`, `500ms`, `-2s`, `0`."""
-    body = text
-    sign = 1.0
-    if body[:1] in "+-":
-        sign = -1.0 if body[0] == "-" else 1.0
-        body = body[1:]
-    if body == "0":
-        return 0.0
-    if not body:
-        raise ValueError(f'time: invalid duration "{text}"')
-    total = 0.0
-    pos = 0
-    while pos < len(body):
-        m = _DURATION_PART.match(body, pos)
-        if m is None:
-            if re.match(r"\d", body[pos:]):
-                raise ValueError(f'time: missing unit in duration "{text}"')
-            raise ValueError(f'time: invalid duration "{text}"')
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        pos = m.end()
-    return sign * total
-
 
 @dataclass(slots=True)
 class _Block:
@@ -140,28 +112,20 @@ class MultilineStage(Stage):
 
 @register("multiline")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
+    conf = Block(block, "multiline", weak=True)
     expression = conf.opt_string("firstline")
+    wait_text = conf.opt_string("max_wait_time")
+    max_lines = conf.integer("max_lines", MAX_LINES)
+    conf.done()
     if expression is None:
         raise StageError("multiline stage config must define `firstline` regular expression")
-    try:
-        regex = compile_re2(expression)
-    except StageError as err:
-        raise StageError(f"multiline stage first line regex compilation error: {err}") from None
-    wait_text = conf.opt_string("max_wait_time")
+    regex = compile_regex(expression, "multiline stage first line regex compilation error")
     max_wait = MAX_WAIT
     if wait_text is not None:
         try:
-            max_wait = parse_go_duration(wait_text)
+            max_wait = parse_duration(wait_text)
         except ValueError as err:
             raise StageError(f"multiline stage `max_wait_time` parse error: {err}") from None
-    raw_lines = conf.raw.get("max_lines")
-    if raw_lines is None:
-        max_lines = MAX_LINES
-    elif isinstance(raw_lines, int) and not isinstance(raw_lines, bool) and raw_lines >= 0:
-        max_lines = raw_lines
-    elif isinstance(raw_lines, str) and raw_lines.isdigit():
-        max_lines = int(raw_lines)
-    else:
-        raise StageError(f"'max_lines' expected a non-negative integer, got {raw_lines!r}")
+    if max_lines < 0:  # a uint64 in Promtail
+        raise StageError(f"'max_lines' expected a non-negative integer, got {max_lines}")
     return MultilineStage(regex, max_lines, max_wait)

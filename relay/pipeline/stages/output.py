@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, Stage, StageError, register
+from .block import Block
 
 
 class OutputStage(Stage):
@@ -35,7 +36,9 @@ class OutputStage(Stage):
 
 @register("output")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    source = Block(block).string("source")
+    conf = Block(block, "output")
+    source = conf.string("source")
+    conf.done()
     if not source:
         raise StageError("output source value is required if output is specified")
     return OutputStage(source)

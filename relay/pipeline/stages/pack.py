@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, LabelMemo, Stage, drop_labels, register
+from .block import Block
 
 ENTRY_KEY = "_entry"
 
@@ -64,10 +65,8 @@ class PackStage(Stage):
 
 @register("pack")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
-    raw = conf.raw.get("labels")
-    if isinstance(raw, str):  # weak decoding turns one string into a list of one
-        raw = [raw]
-        conf.raw = {**conf.raw, "labels": raw}
+    conf = Block(block, "pack", weak=True)
     names = conf.string_list("labels")
-    return PackStage(names, conf.weak_boolean("ingest_timestamp", True))
+    ingest_timestamp = conf.boolean("ingest_timestamp", True)
+    conf.done()
+    return PackStage(names, ingest_timestamp)

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...regexp import span_finder
 from ..gotemplate import Template, TemplateError
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, Stage, StageError, register
-from .regex import compile_re2, span_finder
+from .block import Block, compile_regex
+from .regex import COMPILE_ERROR
 from .template import parse_template, template_data
 
 
@@ -94,12 +96,13 @@ class ReplaceStage(Stage):
 
 @register("replace")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
+    conf = Block(block, "replace")
     expression = conf.string("expression")
     source = conf.opt_string("source")
     text = conf.string("replace")
+    conf.done()
     if not expression:
         raise StageError("expression is required")
     if source == "":
         raise StageError("empty source in replace stage")
-    return ReplaceStage(compile_re2(expression), source, parse_template(text, "replace"))
+    return ReplaceStage(compile_regex(expression, COMPILE_ERROR), source, parse_template(text, "replace"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..values import to_string
 from .base import BuildContext, Entry, LabelMemo, Stage, StageError, register, set_labels
-from .block import LABEL_NAME, to_str
+from .block import LABEL_NAME
 
 
 class StaticLabelsStage(Stage):
@@ -34,7 +35,7 @@ def build(config: Any, ctx: BuildContext) -> Stage:
         name = str(name)
         if not LABEL_NAME.fullmatch(name):
             raise StageError(f"invalid label name: {name}")
-        text = to_str(value) if value is not None else ""
+        text = to_string(value) if value is not None else ""
         if text is None:
             raise StageError(f"{name}: expected a label value, got {value!r}")
         if text:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..values import to_string
 from .base import BuildContext, Entry, LabelMemo, Stage, drop_labels, register
-from .block import label_sources, to_str
+from .block import label_sources
 
 
 class StructuredMetadataStage(Stage):
@@ -37,7 +38,7 @@ class StructuredMetadataStage(Stage):
                     value = extracted.get(source)
                     if value is not None:
                         if value.__class__ is not str:
-                            value = to_str(value)
+                            value = to_string(value)
                             if value is None:
                                 continue
                         metadata[name] = value
@@ -47,7 +48,7 @@ class StructuredMetadataStage(Stage):
                 if source in extracted:
                     value = extracted[source]
                     if value.__class__ is not str:
-                        value = to_str(value)
+                        value = to_string(value)
                     if value is not None:
                         metadata[name] = value
                 if source in labels and source not in demoted:  # moved once, as Promtail's delete

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..gotemplate import Template, TemplateError
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, Stage, StageError, register
+from .block import Block
 
 
 def template_data(extracted: dict[str, Any]) -> dict[str, Any]:
@@ -63,9 +64,10 @@ class TemplateStage(Stage):
 
 @register("template")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
+    conf = Block(block, "template")
     source = conf.string("source")
     text = conf.string("template")
+    conf.done()
     if not source:
         raise StageError("template source value is required")
     return TemplateStage(source, parse_template(text, "template"))

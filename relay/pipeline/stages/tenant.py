@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ...model import TENANT_LABEL
+from ..values import to_string
 from .base import BuildContext, Entry, LabelMemo, Stage, StageError, register, set_labels
-from .block import Block, to_str
+from .block import Block
 
 
 class TenantStage(Stage):
@@ -37,7 +38,7 @@ class TenantStage(Stage):
             source = self.source
             for e in entries:
                 if source in e.extracted:
-                    tenant = to_str(e.extracted[source])
+                    tenant = to_string(e.extracted[source])
                     if tenant:
                         e.labels = set_labels(e.labels, ((TENANT_LABEL, tenant),), memo)
         return entries
@@ -46,10 +47,10 @@ class TenantStage(Stage):
 @register("tenant")
 def build(config: Any, ctx: BuildContext) -> Stage:
     b = Block(config, "tenant")
-    source, label, value = b.string("source", ""), b.string("label", ""), b.string("value", "")
+    source, label, value = b.string("source"), b.string("label"), b.string("value")
     b.done()
     if not (source or label or value):
         raise StageError("label, source or value config are required")
     if sum(map(bool, (source, label, value))) > 1:
         raise StageError("label, source and value are mutually exclusive: you should set source, value or label but not all")
-    return TenantStage(source or "", label or "", value or "")
+    return TenantStage(source, label, value)

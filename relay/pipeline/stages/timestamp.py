@@ -18,8 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ..gotime import NAMED, GoTimeError, Layout
-from ..values import Block, to_string
+from ..values import to_string
 from .base import BuildContext, Entry, Stage, StageError, register
+from .block import Block
 
 PROMTAIL_NAMED = ("ANSIC", "UnixDate", "RubyDate", "RFC822", "RFC822Z", "RFC850", "RFC1123", "RFC1123Z",
                   "RFC3339", "RFC3339Nano")
@@ -181,12 +182,13 @@ class TimestampStage(Stage):
 
 @register("timestamp")
 def build(block: Any, ctx: BuildContext) -> Stage:
-    conf = Block(block)
+    conf = Block(block, "timestamp")
     source = conf.string("source")
     fmt = conf.string("format")
     fallback = conf.string_list("fallback_formats")
     location_name = conf.opt_string("location")
     action = conf.opt_string("action_on_failure")
+    conf.done()
     if not source:
         raise StageError("timestamp source value is required if timestamp is specified")
     if not fmt:
