@@ -80,19 +80,15 @@ class BuildContext:
 
 
 class Stage:
-    """A compiled stage. Override `process` (one entry; False drops it) or `run` (a whole batch)."""
+    """A compiled stage: `run` takes a batch of entries and returns those that go on."""
 
     kind: str = ""
     # Seconds; when > 0 the relay calls flush_expired() about this often. A stage that overrides
     # flush_expired() and leaves this 0 is polled every quarter second.
     flush_every: float = 0.0
 
-    def process(self, entry: Entry) -> bool:
-        return True
-
     def run(self, entries: list[Entry]) -> list[Entry]:
-        process = self.process
-        return [e for e in entries if process(e)]
+        return entries
 
     def flush(self) -> list[Entry]:
         """Entries held back (multiline), given up at shutdown or when their wait ends."""

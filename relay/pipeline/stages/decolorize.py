@@ -28,10 +28,6 @@ class DecolorizeStage(Stage):
                     pass
         return entries
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 @register("decolorize")
 def build(block: Any, ctx: BuildContext) -> Stage:

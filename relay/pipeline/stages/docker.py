@@ -48,10 +48,6 @@ class DockerStage(Stage):
         set_stream_label(entries)
         return self.output.run(self.timestamp.run(entries))
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 class CRIStage(Stage):
     kind = "cri"

@@ -117,10 +117,6 @@ class GeoIPStage(Stage):
                 entry.labels = set_labels(entry.labels, tuple(found.items()), memo)
         return entries
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 @register("geoip")
 def build(block: Any, ctx: BuildContext) -> Stage:

@@ -156,9 +156,6 @@ class JSONStage(Stage):
             append(entry)
         return out
 
-    def process(self, entry: Entry) -> bool:
-        return bool(self.run([entry]))
-
 
 @register("json")
 def build(block: Any, ctx: BuildContext) -> Stage:

@@ -77,10 +77,6 @@ class LogfmtStage(Stage):
                     extracted[name] = value
         return entries
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 @register("logfmt")
 def build(block: Any, ctx: BuildContext) -> Stage:

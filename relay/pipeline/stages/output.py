@@ -29,10 +29,6 @@ class OutputStage(Stage):
                     entry.line = text
         return entries
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 @register("output")
 def build(block: Any, ctx: BuildContext) -> Stage:

@@ -58,10 +58,6 @@ class PackStage(Stage):
                 entry.timestamp = now
         return entries
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 @register("pack")
 def build(block: Any, ctx: BuildContext) -> Stage:

@@ -57,10 +57,6 @@ class RegexStage(Stage):
                     extracted[name] = raw[start:end].decode("utf-8", "replace")
         return entries
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 @register("regex")
 def build(block: Any, ctx: BuildContext) -> Stage:

@@ -89,10 +89,6 @@ class ReplaceStage(Stage):
                     extracted[name] = captured[key]
         return entries
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 @register("replace")
 def build(block: Any, ctx: BuildContext) -> Stage:

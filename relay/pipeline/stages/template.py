@@ -57,10 +57,6 @@ class TemplateStage(Stage):
                 extracted.pop(source, None)
         return entries
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 @register("template")
 def build(block: Any, ctx: BuildContext) -> Stage:

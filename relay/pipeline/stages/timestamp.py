@@ -175,10 +175,6 @@ class TimestampStage(Stage):
         while len(last_known) > LAST_KNOWN_SIZE:
             del last_known[next(iter(last_known))]
 
-    def process(self, entry: Entry) -> bool:
-        self.run([entry])
-        return True
-
 
 @register("timestamp")
 def build(block: Any, ctx: BuildContext) -> Stage:
