@@ -89,6 +89,8 @@ StreamTimes = _cls("StreamTimes")
 
 
 def varint(n: int) -> bytes:
+    """A protobuf varint; a negative int64 is written as its 64-bit two's complement (10 bytes)."""
+    n &= 0xFFFF_FFFF_FFFF_FFFF
     out = bytearray()
     while n > 0x7F:
         out.append((n & 0x7F) | 0x80)

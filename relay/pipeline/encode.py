@@ -10,22 +10,11 @@ pair; this writes the same bytes with table lookups (about a third less CPU, hal
 
 from __future__ import annotations
 
+from ..proto import varint
 from .stages.base import Entry
 
 NS = 1_000_000_000
 _INT64 = 1 << 63
-_UINT64 = (1 << 64) - 1
-
-
-def varint(n: int) -> bytes:
-    """A protobuf varint; a negative int64 is written as its 64-bit two's complement (10 bytes)."""
-    n &= _UINT64
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 TABLE = 4096  # sizes below this take their field prefix from a table; larger ones are computed
