@@ -22,6 +22,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from ..cache import BoundedCache
 from ..regexp import RegexpError, compile_regex
 from .values import format_float
 
@@ -94,7 +95,7 @@ def truth(value: Any) -> bool:
 
 # --- Go regexp replacement templates ($1, ${name}) -------------------------------------------------
 
-_REGEX_CACHE: dict[str, Any] = {}
+_REGEX_CACHE: BoundedCache[str, Any] = BoundedCache(256)
 
 
 def compile_go_regex(expression: str) -> Any:
@@ -104,9 +105,7 @@ def compile_go_regex(expression: str) -> Any:
             regex = compile_regex(expression)
         except RegexpError as err:
             raise TemplateError(f"regexp: Compile({expression!r}): {err}") from None
-        if len(_REGEX_CACHE) > 256:
-            _REGEX_CACHE.clear()
-        _REGEX_CACHE[expression] = regex
+        _REGEX_CACHE.put(expression, regex)
     return regex
 
 

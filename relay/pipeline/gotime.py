@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from ..cache import BoundedCache
+
 NS = 1_000_000_000
 CACHE_SIZE = 4096
 
@@ -260,7 +262,7 @@ def _utc_fraction_fast_path(general: Callable[[str], int]) -> Callable[[str], in
     Such a value is its first 19 characters (cached: their time, as `general` reads them with a `Z`)
     plus a fraction of 1 to 9 ASCII digits; anything else goes to `general`, errors included.
     """
-    heads: dict[str, int] = {}
+    heads: BoundedCache[str, int] = BoundedCache(CACHE_SIZE)
     scale = _FRACTION_SCALE
 
     def parse(value: str) -> int:
@@ -277,9 +279,7 @@ def _utc_fraction_fast_path(general: Callable[[str], int]) -> Callable[[str], in
                         seconds = general(head + "Z")
                     except GoTimeError:
                         return general(value)
-                    if len(heads) >= CACHE_SIZE:
-                        heads.clear()
-                    heads[head] = seconds
+                    heads.put(head, seconds)
                 return seconds + int(fraction) * scale[digits]
         return general(value)
 
@@ -331,7 +331,7 @@ class Layout:
         Log timestamps share their second with many neighbours, so the key is the value without its
         fraction (a value with and without a fraction has the same whole seconds).
         """
-        cache: dict[str, int] = {}
+        cache: BoundedCache[str, int] = BoundedCache(CACHE_SIZE)
         fullmatch = self.regex.fullmatch
         slow = self.parse
         frac_group = None if self.frac_group is None else self.frac_group + 1
@@ -349,10 +349,7 @@ class Layout:
                     key = value[: start - 1] + value[end:]
             seconds = cache.get(key)
             if seconds is None:
-                seconds = slow(value, location) - nsec
-                if len(cache) >= CACHE_SIZE:
-                    cache.clear()
-                cache[key] = seconds
+                seconds = cache.put(key, slow(value, location) - nsec)
             return seconds + nsec
 
         if self.layout in (NAMED["RFC3339"], NAMED["RFC3339Nano"]):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from ...cache import BoundedCache
 from ..gotemplate import go_float
 from ..values import to_string
 from .base import BuildContext, Entry, LabelMemo, Stage, StageError, register, set_labels
@@ -84,7 +85,7 @@ class GeoIPStage(Stage):
         self.reader = reader
         self.source = source
         self.to_labels = city_labels if db_type == "city" else asn_labels
-        self.cache: dict[str, dict[str, str]] = {}
+        self.cache: BoundedCache[str, dict[str, str]] = BoundedCache(CACHE_SIZE)
 
     def lookup(self, text: str) -> dict[str, str]:
         found = self.cache.get(text)
@@ -95,11 +96,7 @@ class GeoIPStage(Stage):
             record = self.reader.get(address)
         except ValueError:  # not an address, or IPv6 in an IPv4-only database
             record = None
-        found = self.to_labels(record) if isinstance(record, dict) else {}
-        if len(self.cache) >= CACHE_SIZE:
-            self.cache.clear()
-        self.cache[text] = found
-        return found
+        return self.cache.put(text, self.to_labels(record) if isinstance(record, dict) else {})
 
     def run(self, entries: list[Entry]) -> list[Entry]:
         source = self.source

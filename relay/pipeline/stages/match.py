@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...cache import BoundedCache
 from .. import selector as sel
 from .base import BuildContext, Entry, Stage, StageError, register
 from .block import Block
 
-_CACHE_SIZE = 10_000
+CACHE_SIZE = 10_000
 
 
 class MatchStage(Stage):
@@ -27,7 +28,7 @@ class MatchStage(Stage):
         self.reason = reason
         self.count_drop = ctx.count_drop
         self.flush_every = nested.flush_every if nested is not None else 0.0
-        self._by_labels: dict[frozenset[tuple[str, str]], bool] = {}
+        self._by_labels: BoundedCache[frozenset[tuple[str, str]], bool] = BoundedCache(CACHE_SIZE)
 
     def _labels_match(self, labels: dict[str, str]) -> bool:
         if not self.selector.matchers:
@@ -35,9 +36,7 @@ class MatchStage(Stage):
         key = frozenset(labels.items())
         hit = self._by_labels.get(key)
         if hit is None:
-            if len(self._by_labels) >= _CACHE_SIZE:
-                self._by_labels.clear()
-            hit = self._by_labels[key] = self.selector.match_labels(labels)
+            hit = self._by_labels.put(key, self.selector.match_labels(labels))
         return hit
 
     def _matching(self, entries: list[Entry]) -> list[bool]:
