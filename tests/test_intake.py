@@ -100,7 +100,9 @@ def test_a_json_timestamp_that_is_not_a_string_refuses_its_stream_as_loki_does(e
     assert [e["line"] for e in env.rx.wait_for(1)] == ["kept"]
 
 
-@pytest.mark.parametrize("ts", ["1_700_000_000_000_000_000", " 1700000000000000000", "0x10"])
+# Non-ASCII digits: Python's int() reads "١٧٠٠..." (Arabic-Indic) and "１７００..." (full width); Go does not.
+@pytest.mark.parametrize("ts", ["1_700_000_000_000_000_000", " 1700000000000000000", "0x10",
+                                "١٧٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠٠", "１７００００００００００００００００００"])
 def test_a_timestamp_string_go_would_not_parse_is_refused(env: Env, ts: str) -> None:
     body = orjson.dumps({"streams": [{"stream": {"app": "x"}, "values": [[ts, "refused"]]}]})
     r = env.post_push(body)

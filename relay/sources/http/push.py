@@ -33,7 +33,7 @@ def routes(ingest: Ingest) -> list[Route]:
             if heavy(body, encoding):
                 return await asyncio.to_thread(decode_raw, body, encoding, limit, receive_ns)
             return decode_raw(body, encoding, limit, receive_ns)
-        legacy = request.url.path.startswith("/api/prom/")
+        legacy = request.scope["path"].startswith("/api/prom/")  # not request.url: it builds a whole URL
         content_type = headers.get("content-type", "")
         if heavy(body, encoding):
             return await asyncio.to_thread(decoder.decode, body, content_type, encoding, limit, legacy=legacy)
