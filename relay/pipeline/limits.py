@@ -8,7 +8,7 @@ from operator import itemgetter
 from typing import Any
 
 from ..config import LimitsConfig
-from ..model import CHUNK_COUNT, Chunk
+from ..model import Chunk
 from ..proto import StreamAdapter, StreamTimes
 
 TOO_OLD = "too_old"
