@@ -113,26 +113,28 @@ class Ingest:
         return got
 
     async def push(self, streams: Sequence[Stream], tenant: str, receive_ns: int,
-                   ticket: Ticket | None = None) -> Outcome:
-        """Process and queue streams; returns what was accepted and dropped.
+                   ticket: Ticket | None = None, times: tuple[int, int] | None = None) -> Outcome:
+        """Process and queue streams; returns what was accepted and dropped. `times`: the earliest
+        and latest entry time of `streams` when the source knows them (Processor.process).
 
         Raises Backpressure, having taken nothing, when the relay holds too much
         (limits_config.max_buffered_bytes, max_buffered_bytes_per_tenant) or the WAL is
         full. With the WAL on, returns only once the accepted chunks are in the log.
         """
         try:
-            return await self._push(streams, tenant, receive_ns, ticket)
+            return await self._push(streams, tenant, receive_ns, ticket, times)
         finally:
             if ticket is not None:
                 ticket.release()
 
-    async def _push(self, streams: Sequence[Stream], tenant: str, receive_ns: int, ticket: Ticket | None) -> Outcome:
+    async def _push(self, streams: Sequence[Stream], tenant: str, receive_ns: int, ticket: Ticket | None,
+                    times: tuple[int, int] | None) -> Outcome:
         sink = self.sink
         if ticket is None:
             full = sink.full(tenant)
             if full:  # before spending any work on the request
                 raise self._refuse(full, sum(len(s.entries.entries) for s in streams))
-        out = await self._process(streams, tenant, receive_ns)
+        out = await self._process(streams, tenant, receive_ns, times)
         # Counted from what processing saw anyway: no second pass over the streams.
         received = out.entries + sum(out.dropped.values()) if out.received is None else out.received
         self._m_entries.inc(received)
@@ -142,11 +144,12 @@ class Ingest:
         await self._queue(out, ticket, received)
         return out
 
-    async def _process(self, streams: Sequence[Stream], tenant: str, receive_ns: int) -> Outcome:
+    async def _process(self, streams: Sequence[Stream], tenant: str, receive_ns: int,
+                       times: tuple[int, int] | None) -> Outcome:
         """The processor's outcome for all `streams`, yielding to the event loop between slices."""
         process = self.processor.process
         if len(streams) <= SLICE_STREAMS:
-            return process(streams, tenant, receive_ns)
+            return process(streams, tenant, receive_ns, times)
         total: Outcome | None = None
         start = 0
         while start < len(streams):
@@ -155,7 +158,7 @@ class Ingest:
             while end < len(streams) and end - start < SLICE_STREAMS and entries < SLICE_ENTRIES:
                 entries += len(streams[end].entries.entries)
                 end += 1
-            part = process(streams[start:end], tenant, receive_ns)
+            part = process(streams[start:end], tenant, receive_ns, times)  # the request's bounds hold for a slice
             receive_ns += entries  # receive-time stamps stay distinct across slices
             total = part if total is None else _merge(total, part)
             start = end

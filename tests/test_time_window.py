@@ -21,6 +21,7 @@ from relay.model import Chunk, Stream, new_stream
 from relay.pipeline import Outcome, Processor
 from relay.pipeline.limits import go_rfc3339
 from relay.proto import StreamAdapter
+from relay.sources.push import PushDecoder
 from tests.conftest import free_port, push_config
 from tests.loki_receiver import Receiver, encode_push
 
@@ -145,6 +146,41 @@ def test_the_fast_check_agrees_with_an_entry_by_entry_reference() -> None:
         out = p.process(streams, "", NOW)
         assert delivered(out) == expected
         assert {k: v for k, v in out.dropped.items() if v} == {k: v for k, v in expected_drops.items() if v}
+
+
+def test_json_bounds_from_the_decoder_agree_with_an_entry_by_entry_reference() -> None:
+    # A JSON push tells the processor its earliest and latest time; inside the window the entries are
+    # not read again. Random requests through the decoder must keep exactly what the reference keeps.
+    rng = random.Random(10)
+    oldest, newest = NOW - 168 * HOUR, NOW + 10 * 60 * S
+    p = Processor(job(), LimitsConfig())
+    decoder = PushDecoder()
+    for _ in range(200):
+        doc, expected = [], {}
+        for s in range(rng.randint(1, 4)):
+            values = []
+            for i in range(rng.randint(0, 5)):
+                t = rng.randint(oldest, newest) if rng.random() < 0.85 else rng.choice(
+                    [oldest - 1, oldest, newest, newest + 1, 0, NOW + 50 * 365 * DAY])
+                values.append([str(t), f"{s}-{i}"])
+                if oldest <= t <= newest:
+                    expected.setdefault(f'{{app="{s}"}}', []).append((t, f"{s}-{i}"))
+            doc.append({"stream": {"app": str(s)}, "values": values})
+        decoded = decoder.json(orjson.dumps({"streams": doc}))
+        times = [int(v[0]) for st in doc for v in st["values"]]
+        assert decoded.times == ((min(times), max(times)) if times else None)
+        assert delivered(p.process(decoded.streams, "", NOW, decoded.times)) == expected
+
+
+def test_known_bounds_are_trusted_inside_the_window_and_checked_outside() -> None:
+    p = Processor(job(), LimitsConfig())
+    old = NOW - 8 * DAY
+    streams = [new_stream({"app": "a"}, [(NOW, "now"), (old, "old")])]
+    # Bounds that say "inside" are believed (the entries are not read again): the source must be right.
+    assert delivered(p.process(streams, "", NOW, (NOW, NOW))) == {'{app="a"}': [(NOW, "now"), (old, "old")]}
+    streams = [new_stream({"app": "a"}, [(NOW, "now"), (old, "old")])]
+    out = p.process(streams, "", NOW, (old, NOW))
+    assert delivered(out) == {'{app="a"}': [(NOW, "now")]} and dict(out.dropped) == {"too_old": 1}
 
 
 def test_rfc3339_as_go_prints_it() -> None:

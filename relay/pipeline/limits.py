@@ -66,6 +66,11 @@ class TimeWindow:
         max_age_ns, grace_ns = round(max_age * _NS), round(limits.creation_grace_period * _NS)
         return cls(max_age_ns, grace_ns) if max_age_ns or grace_ns else None
 
+    def inside(self, times: tuple[int, int], now_ns: int) -> bool:
+        """Whether every time between `times` (earliest, latest; Unix ns) is inside the window."""
+        return (not self.max_age_ns or times[0] >= now_ns - self.max_age_ns) and \
+            (not self.grace_ns or times[1] <= now_ns + self.grace_ns)
+
     def enforce(self, out: Any, now_ns: int) -> None:
         """Drop the entries of `out.chunks` (an Outcome) outside the window around `now_ns`."""
         chunks: dict[str, list[Chunk]] = out.chunks
@@ -100,7 +105,7 @@ def _clear(data: bytes, count: int, oldest: int | None, newest: int | None) -> b
         return False  # an entry at second 0 or without a time: look closer
     if not count:
         return True
-    s = seconds[:]  # a list: iterating it twice is cheaper than iterating the container twice
+    s = set(seconds[:])  # a request's entries share few seconds; a list is quicker to read than the container
     # Only seconds were read: an entry is surely in range if its whole second is.
     if oldest is not None and min(s) < -(-oldest // _NS):
         return False

@@ -102,7 +102,10 @@ class Processor:
                 return f"value of label {name!r} is longer than {lim.max_label_value_length} characters"
         return ""
 
-    def process(self, streams: Sequence[Stream], tenant: str, receive_ns: int) -> Outcome:
+    def process(self, streams: Sequence[Stream], tenant: str, receive_ns: int,
+                times: tuple[int, int] | None = None) -> Outcome:
+        """`times`: the earliest and latest entry time (Unix ns) of `streams` when the source read
+        them anyway; entries inside the time window are then not read again to check it."""
         if self.pipeline is not None:
             return self._staged(streams, tenant, receive_ns)
         out = Outcome()
@@ -157,12 +160,13 @@ class Processor:
         out.entries = entries
         out.size = size
         if not rewrite_ts:  # receive times need no check
-            self._check_times(out, receive_ns)
+            self._check_times(out, receive_ns, times)
         return out
 
-    def _check_times(self, out: Outcome, now_ns: int) -> None:
-        """The final times against limits_config's window, as Loki will judge them (both paths)."""
-        if self.window is not None:
+    def _check_times(self, out: Outcome, now_ns: int, times: tuple[int, int] | None = None) -> None:
+        """The final times against limits_config's window, as Loki will judge them (both paths).
+        `times`: bounds of the entries' times known before (only without stages, which may change them)."""
+        if self.window is not None and not (times is not None and self.window.inside(times, now_ns)):
             self.window.enforce(out, now_ns)
 
 

@@ -29,6 +29,9 @@ class Decoded:
     errors: list[str] = field(default_factory=list)  # one message per invalid stream
     invalid_entries: int = 0
     invalid_bytes: int = 0
+    # The earliest and latest entry time (Unix ns) of `streams`, when the decoder read every one
+    # anyway (JSON): the time window then needs no second look at the entries.
+    times: tuple[int, int] | None = None
 
 
 class PushDecoder:
@@ -88,13 +91,20 @@ class PushDecoder:
     def json(self, raw: bytes) -> Decoded:
         streams = _stream_list(raw)
         out = Decoded()
+        earliest, latest = INT64, -1
         for i, s in enumerate(streams):
             try:
-                out.streams.append(_json_stream(s))
+                stream, first, last = _json_stream(s)
             except (BadRequest, LabelError) as e:
                 out.errors.append(f"stream {i}: {e}")
                 values = s.get("values") if isinstance(s, dict) else None
                 out.invalid_entries += len(values) if isinstance(values, list) else 0
+                continue
+            out.streams.append(stream)
+            earliest = min(earliest, first)
+            latest = max(latest, last)
+        if latest >= 0:
+            out.times = (earliest, latest)
         return out
 
     def legacy_json(self, raw: bytes) -> Decoded:
@@ -154,7 +164,8 @@ def _label_value(value: Any) -> str:
         return str(value)
 
 
-def _json_stream(s: Any) -> Stream:
+def _json_stream(s: Any) -> tuple[Stream, int, int]:
+    """The stream, and its earliest and latest entry time (INT64, -1 when it has no entries)."""
     if not isinstance(s, dict):
         raise BadRequest("a stream must be an object")
     labels = s.get("stream")
@@ -170,14 +181,22 @@ def _json_stream(s: Any) -> Stream:
     # Per line: one pass straight to upb's dict form, no helper calls in the usual case.
     entries: list[dict[str, Any]] = []
     append = entries.append
+    first, last = INT64, -1
     for v in values:
         if not isinstance(v, list) or not 2 <= len(v) <= 3 or not isinstance(v[1], str):
             raise BadRequest('each value must be ["<unix ns>", "<line>"] or ["<unix ns>", "<line>", {metadata}]')
         t = v[0]
         # ASCII digits only, as Go's ParseInt reads them (int() alone takes " 1", "1_0", "١"); else the slow path.
         ts = int(t) if t.__class__ is str and t.isdigit() and t.isascii() else _ns(t)
-        if not 0 <= ts < INT64:  # Loki parses an int64
-            raise BadRequest(f"invalid timestamp {str(ts)[:40]}: out of range")
+        # The bounds, and with them the int64 check below (Loki parses an int64), in the same two comparisons.
+        if ts < first:
+            if ts < 0:
+                raise BadRequest(f"invalid timestamp {str(ts)[:40]}: out of range")
+            first = ts
+        if ts > last:
+            if ts >= INT64:
+                raise BadRequest(f"invalid timestamp {str(ts)[:40]}: out of range")
+            last = ts
         entry: dict[str, Any] = {"timestamp": {"seconds": ts // 1_000_000_000, "nanos": ts % 1_000_000_000}, "line": v[1]}
         if len(v) == 3:
             md = v[2]
@@ -185,7 +204,7 @@ def _json_stream(s: Any) -> Stream:
                 raise BadRequest("structured metadata must be an object of string values")
             entry["structuredMetadata"] = [{"name": k, "value": x} for k, x in md.items()]
         append(entry)
-    return Stream(labels, StreamAdapter(entries=entries))
+    return Stream(labels, StreamAdapter(entries=entries)), first, last
 
 
 def _rfc3339(value: Any) -> int:

@@ -64,7 +64,7 @@ def routes(ingest: Ingest) -> list[Route]:
                     ingest.count_invalid(decoded.invalid_entries, decoded.invalid_bytes,
                                          f"first error of the request: {decoded.errors[0]}" if decoded.errors else "")
                 try:
-                    outcome = await ingest.push(decoded.streams, tenant, receive_ns, ticket)
+                    outcome = await ingest.push(decoded.streams, tenant, receive_ns, ticket, times=decoded.times)
                 except Backpressure as e:
                     return done(_too_many(e))
             finally:
