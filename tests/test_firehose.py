@@ -537,7 +537,8 @@ class FakeIngest:
             raise Backpressure(f"too much buffered, retry later ({self.full_reason})")
         return Ticket(None, tenant, 0)  # type: ignore[arg-type]
 
-    async def push(self, streams: list[Any], tenant: str, receive_ns: int, ticket: Any = None) -> Any:
+    async def push(self, streams: list[Any], tenant: str, receive_ns: int, ticket: Any = None,
+                   times: tuple[int, int] | None = None) -> Any:
         from relay.ingest import Backpressure
         from relay.pipeline import Outcome
 

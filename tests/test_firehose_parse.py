@@ -146,6 +146,16 @@ def test_cloudwatch_incoming_timestamps_are_the_events(gz: bool) -> None:
     assert [ts for ts, _ in entries(b.streams[0])] == [ms * 1_000_000 for ms in CW_TIMESTAMPS]
 
 
+def test_times_are_the_earliest_and_latest_entry_of_every_stream() -> None:
+    # The time window trusts these bounds (they spare it a parse of the entries): they must be exact.
+    body = body_of(cw_payload(group="a", events=3), cw_payload(group="b", events=2), b"direct put")
+    b = parse(body, use_incoming_timestamp=True)
+    every = [ts for s in b.streams for ts, _ in entries(s)]
+    # the Direct PUT record at the request time (1 ms), the last CloudWatch event at 1002 ms
+    assert len(every) == 6 and b.times == (min(every), max(every)) == (1_000_000, 1_002_000_000)
+    assert parse(fixture("cw-control.json")).times is None
+
+
 @gz_param
 def test_cloudwatch_only_data(gz: bool) -> None:
     b = parse(fixture("cw-data.json"), gz=gz)

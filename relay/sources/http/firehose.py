@@ -185,7 +185,7 @@ def routes(ingest: Ingest) -> list[Route]:
                 # Any hashable works as Processor's cache key; these tuples never equal a str key.
                 stream.key = tuple(kv for kv in stream.labels.items() if kv[0] != REQUEST_ID_LABEL)  # type: ignore[assignment]
         try:
-            outcome = await ingest.push(batch.streams, tenant, receive_ns, ticket)
+            outcome = await ingest.push(batch.streams, tenant, receive_ns, ticket, times=batch.times)
         except Backpressure as e:
             return 503, str(e) or "the relay cannot take more now", False, {"Retry-After": e.retry_after_header}
         if outcome.errors:
