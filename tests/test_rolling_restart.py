@@ -119,6 +119,18 @@ class Relay:
         self.logs.append(self.proc.log())
         return code
 
+    def begin_stop(self) -> None:
+        """SIGTERM, then once the drain has begun a second one, which ends it: for the last stop,
+        when no load is left for a load balancer to move away."""
+        assert self.proc is not None
+        self.proc.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while "draining" not in self.proc.log() and self.proc.proc.poll() is None:
+            assert time.monotonic() < deadline, self.proc.log()
+            time.sleep(0.02)
+        if self.proc.proc.poll() is None:
+            self.proc.proc.send_signal(signal.SIGTERM)
+
 
 class Load:
     """Steady pushes through nginx from a few senders, each push of unique lines; bounded in count and time."""
@@ -186,6 +198,8 @@ def test_rolling_restart_behind_nginx_loses_and_duplicates_nothing(tmp_path: Pat
                     r.start()
                     down.append((gone, time.monotonic()))
                     time.sleep(1.5)  # steady load on both again before the next one
+            for r in relays:
+                r.begin_stop()
             for r in relays:
                 assert r.stop() == 0, r.logs[-1]  # flushes what it holds
         finally:
