@@ -106,7 +106,7 @@ def test_random_requests_come_out_as_by_the_full_path(window: bool) -> None:
         body = random_request(rnd, window)
         tenant = rnd.choice(["", "t1"])
         (d_full, o_full), (d_fast, o_fast) = both(body, tenant)
-        assert is_raw(d_fast) and not is_raw(d_full) or not d_fast.streams
+        assert (is_raw(d_fast) and not is_raw(d_full)) or not d_fast.streams
         assert d_full.times is None
         assert (d_fast.errors, d_fast.invalid_entries, d_fast.invalid_bytes) == \
             (d_full.errors, d_full.invalid_entries, d_full.invalid_bytes)
@@ -224,7 +224,7 @@ def test_seconds_the_views_cannot_read_take_the_full_path_and_are_checked_closel
     # the views read it as packed seconds (here corrupt ones). Neither may cost a 500.
     odd = ld(1, ld(1, b"\x85\x86")) + ld(2, b"odd")
     body = snappy.compress(ld(1, ld(1, b'{app="a"}') + ld(2, odd) + ld(2, entry())))
-    (d_full, o_full), (d_fast, o_fast) = both(body)
+    (_, o_full), (d_fast, o_fast) = both(body)
     assert not is_raw(d_fast) and o_fast == o_full
     assert dict(o_full.dropped) == {"too_old": 1} and o_full.entries == 1
 
