@@ -30,7 +30,7 @@ class Stream:
     """One label set and its entries, as a source decoded them."""
 
     labels: Labels
-    entries: Any  # StreamAdapter; its `labels` and `hash` fields are not used
+    entries: Any  # StreamAdapter (or StreamRaw, entries still encoded); its `labels` and `hash` are not used
     key: str | None = None  # the source's raw label text: a cheaper cache key than the dict
 
 

@@ -64,6 +64,32 @@ def _describe() -> descriptor_pb2.FileDescriptorProto:
         (3, "structuredMetadata", f.TYPE_BYTES, None, False),
     )
     message("StreamTimes", (2, "entries", f.TYPE_MESSAGE, f".{_PKG}.EntryTimesView", False))
+    # For jobs that pass entries through unchanged (relay.sources.push): PushRaw keeps each entry as
+    # its encoded bytes, so no entry message is built and serializing a stream gives its bytes back.
+    message(
+        "StreamRaw",
+        (1, "labels", f.TYPE_STRING, None, False),
+        (2, "entries", f.TYPE_BYTES, None, True),
+        (3, "hash", f.TYPE_UINT64, None, False),
+    )
+    message("PushRaw", (1, "streams", f.TYPE_MESSAGE, f".{_PKG}.StreamRaw", True))
+    # ... and PushTimes reads the same bytes with every stream and entry merged into one message, as
+    # StreamTimes does: the seconds of every entry, and the UTF-8 checks of the full parse (strings
+    # are declared as strings; upb checks each one it reads, even one it then overwrites).
+    message("LabelPairView", (1, "name", f.TYPE_STRING, None, False), (2, "value", f.TYPE_STRING, None, False))
+    message(
+        "EntryCheckView",
+        (1, "timestamp", f.TYPE_MESSAGE, f".{_PKG}.TimesView", False),
+        (2, "line", f.TYPE_STRING, None, False),
+        (3, "structuredMetadata", f.TYPE_MESSAGE, f".{_PKG}.LabelPairView", False),
+    )
+    message(
+        "StreamCheckView",
+        (1, "labels", f.TYPE_STRING, None, False),
+        (2, "entries", f.TYPE_MESSAGE, f".{_PKG}.EntryCheckView", False),
+        (3, "hash", f.TYPE_UINT64, None, False),
+    )
+    message("PushTimes", (1, "streams", f.TYPE_MESSAGE, f".{_PKG}.StreamCheckView", False))
     return file
 
 
@@ -86,6 +112,8 @@ def _cls(name: str) -> Any:
 PushRequest = _cls("PushRequest")
 StreamAdapter = _cls("StreamAdapter")
 StreamTimes = _cls("StreamTimes")
+PushRaw = _cls("PushRaw")
+PushTimes = _cls("PushTimes")
 
 
 def varint(n: int) -> bytes:

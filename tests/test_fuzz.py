@@ -31,6 +31,7 @@ from relay.aws.firehose import FirehoseError, FirehoseTooLarge, parse_request
 from relay.config import JobConfig, LimitsConfig, ServerConfig
 from relay.model import Stream
 from relay.pipeline import Processor
+from relay.proto import StreamAdapter
 from relay.sources.content import BadRequest, BodyTooLarge
 from relay.sources.push import PushDecoder, decode_raw
 from tests.conftest import RelayProcess, free_port
@@ -148,6 +149,7 @@ def processor(kind: str, rules: Any = ()) -> Processor:
 
 
 PUSH = processor("loki_push_api")
+PUSH_JOB = JobConfig(name="fuzz", kind="loki_push_api", listen=ServerConfig(), use_incoming_timestamp=True)
 AWS = processor("aws_lambda", aws_settings.DEFAULT_RULES)
 
 
@@ -195,6 +197,45 @@ def test_push_decoder(body: bytes, content_type: str, encoding: str, legacy: boo
     except (BadRequest, BodyTooLarge):
         return
     processed(decoded.streams, PUSH)
+
+
+def as_read(out: Any) -> tuple[Any, ...]:
+    """An outcome as Loki would read it: the entries of each chunk decoded (their bytes may differ
+    when a sender's encoding is not the canonical one, e.g. an explicit zero)."""
+    chunks = {t: [(c.labels, StreamAdapter.FromString(c.data), c.count) for c in cs] for t, cs in out.chunks.items()}
+    return chunks, out.entries, dict(out.dropped), out.errors
+
+
+# Times around NOW (inside Loki's window, near its bounds, at second 0 or none), where the bounds matter.
+near_seconds = st.integers(NOW // 10**9 - 8 * 86400, NOW // 10**9 + 3600) | st.sampled_from([0, -1])
+near_timestamps = st.builds(
+    lambda s, n, explicit: (bytes([0x08]) + _varint(s % (1 << 64)) if s or explicit else b"")
+    + (bytes([0x10]) + _varint(n % (1 << 64)) if n else b""),
+    near_seconds, st.integers(min_value=-1, max_value=10**9), st.booleans())
+near_entries = st.builds(
+    lambda ts, line, md: (b"" if ts is None else proto_string(1, ts)) + proto_string(2, line) + md,
+    st.none() | near_timestamps, st.binary(max_size=6) | st.text(max_size=6).map(str.encode),
+    st.sampled_from([b"", proto_string(3, proto_string(1, b"k") + proto_string(2, b"v")),
+                     proto_string(3, proto_string(2, b"\xff"))]))
+near_push = st.lists(st.builds(lambda labels, entries: proto_string(1, labels) + b"".join(proto_string(2, e) for e in entries),
+                               st.sampled_from([b'{a="b"}', b'{a="c"}', b"{}", b'{a="\xc3"}']),
+                               st.lists(near_entries, max_size=4)),
+                     max_size=3).map(lambda ss: snappy.compress(b"".join(proto_string(1, s) for s in ss)))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=near_push | push_proto | st.binary(max_size=200).map(snappy.compress))
+def test_push_protobuf_passed_through_agrees_with_the_full_path(body: bytes) -> None:
+    got = []
+    for decoder in (PushDecoder(), PushDecoder(pass_through=True)):
+        try:
+            d = decoder.protobuf(body, LIMIT)
+        except BadRequest as e:
+            got.append(str(e))
+            continue
+        out = Processor(PUSH_JOB, LimitsConfig()).process(d.streams, "", NOW, d.times)
+        got.append((d.errors, d.invalid_entries, as_read(out)))
+    assert got[0] == got[1]
 
 
 @FAST

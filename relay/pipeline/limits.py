@@ -7,6 +7,8 @@ from itertools import chain
 from operator import itemgetter
 from typing import Any
 
+from google.protobuf.message import DecodeError
+
 from ..config import LimitsConfig
 from ..model import Chunk
 from ..proto import StreamAdapter, StreamTimes
@@ -100,7 +102,10 @@ class TimeWindow:
 
 def _clear(data: bytes, count: int, oldest: int | None, newest: int | None) -> bool:
     """True when every one of the `count` entries encoded in `data` is surely inside the window."""
-    seconds = StreamTimes.FromString(data).entries.timestamp.seconds
+    try:
+        seconds = StreamTimes.FromString(data).entries.timestamp.seconds
+    except DecodeError:  # an unknown field the view reads as packed seconds: look closer
+        return False
     if len(seconds) != count:
         return False  # an entry at second 0 or without a time: look closer
     if not count:

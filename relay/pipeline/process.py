@@ -73,6 +73,12 @@ class Processor:
         self._final: BoundedCache[Hashable, _Resolved] = BoundedCache()  # after the stages: (tenant, label items) -> result
         self.flush_every = self.pipeline.flush_every if self.pipeline is not None else 0.0
 
+    @property
+    def passes_entries_through(self) -> bool:
+        """Whether process() forwards each stream's encoded entries as they are (no stages, no
+        receive times, no line limit): a source may then hand it entries it never decoded."""
+        return self.pipeline is None and self.incoming_ts and self.line_limit is None
+
     def resolve(self, labels: Labels) -> _Resolved:
         """Labels after static labels, relabeling and `__` removal (uncached)."""
         working = {**labels, **self.static} if self.static else labels

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 
 from ..cache import BoundedCache
 from ..model import INT64, LabelError, Labels, Stream, new_stream, parse_labels
-from ..proto import PushRequest, StreamAdapter
+from ..proto import PushRaw, PushRequest, PushTimes, StreamAdapter
 from ..times import rfc3339_ns
 from .content import BadRequest, decode_content, snappy_block
 
@@ -29,16 +29,21 @@ class Decoded:
     errors: list[str] = field(default_factory=list)  # one message per invalid stream
     invalid_entries: int = 0
     invalid_bytes: int = 0
-    # The earliest and latest entry time (Unix ns) of `streams`, when the decoder read every one
-    # anyway (JSON): the time window then needs no second look at the entries.
+    # Bounds (Unix ns) of the entries' times, when the decoder read them anyway (JSON, and protobuf
+    # passed through): the time window then needs no second look at the entries.
     times: tuple[int, int] | None = None
 
 
 class PushDecoder:
-    """Bytes of a push request -> streams. Caches parsed label text across requests."""
+    """Bytes of a push request -> streams. Caches parsed label text across requests.
 
-    def __init__(self) -> None:
+    `pass_through`: the job's processor forwards protobuf entries unchanged
+    (Processor.passes_entries_through), so protobuf streams may keep their entries encoded.
+    """
+
+    def __init__(self, pass_through: bool = False) -> None:
         self._labels: BoundedCache[str, Labels | LabelError] = BoundedCache()
+        self.pass_through = pass_through
 
     def labels(self, text: str) -> Labels:
         hit = self._labels.get(text)
@@ -64,15 +69,36 @@ class PushDecoder:
         return self.protobuf(body, limit)
 
     def protobuf(self, raw: bytes, limit: int) -> Decoded:
-        req = PushRequest()
+        data = snappy_block(raw, limit)
+        if self.pass_through:
+            try:
+                return self._encoded(data)
+            except DecodeError:
+                pass  # the full parse says why, in its own words (or takes what the views refuse)
         try:
-            req.ParseFromString(snappy_block(raw, limit))
+            req = PushRequest.FromString(data)
         except DecodeError as e:
             raise BadRequest(f"invalid protobuf PushRequest: {e}") from None
+        return self._streams(req.streams)
+
+    def _encoded(self, data: bytes) -> Decoded:
+        """Streams whose entries stay encoded (PushRaw), and the request's time bounds."""
+        streams = PushRaw.FromString(data).streams
+        # Also checks every string as the full parse would: a PushRaw entry is never read.
+        seconds = PushTimes.FromString(data).streams.entries.timestamp.seconds
+        out = self._streams(streams)
+        # Seconds of 0 are not encoded: only when every entry has its seconds do they bound the
+        # request's times (those of streams refused above too: wider bounds are still bounds).
+        if seconds and len(seconds) == sum(len(s.entries) for s in streams):
+            unique = set(seconds[:])  # a request's entries share few seconds
+            out.times = (min(unique) * 1_000_000_000, max(unique) * 1_000_000_000 + 999_999_999)
+        return out
+
+    def _streams(self, streams: Any) -> Decoded:
         out = Decoded()
         cached = self._labels.get
         append = out.streams.append
-        for s in req.streams:
+        for s in streams:
             text = s.labels
             labels = cached(text)
             if labels.__class__ is dict:  # the usual case, without a call

@@ -24,7 +24,7 @@ def _too_many(e: Backpressure) -> Response:
 def routes(ingest: Ingest) -> list[Route]:
     job = ingest.job
     limit = job.max_message_size
-    decoder = PushDecoder()
+    decoder = PushDecoder(pass_through=ingest.processor.passes_entries_through)
 
     async def decode(request: Request, body: bytes, raw: bool, receive_ns: int) -> Decoded:
         headers = request.headers
