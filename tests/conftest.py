@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,12 @@ ROOT = TESTS.parent
 # collected only where that folder exists (CI has it); a clone alone runs on tests/payloads.
 SHARED_FIXTURES = Path(os.environ.get("RELAY_SHARED_FIXTURES", ROOT.parent / "shared" / "fixtures"))
 collect_ignore = [] if SHARED_FIXTURES.is_dir() else ["test_shared_fixtures.py"]
+
+# Tests speak plain HTTP to 127.0.0.1 (TLS tests bring their own CA), yet httpx loads the whole
+# system CA bundle for every client it makes: about 25 ms of CPU, thousands of times a run. An
+# empty CA directory, which OpenSSL reads only on demand, makes each client cheap.
+os.environ.pop("SSL_CERT_FILE", None)
+os.environ["SSL_CERT_DIR"] = tempfile.mkdtemp(prefix="loki-relay-tests-no-cas-")
 
 # The modules that take longest, slowest first (seconds on our 2-core machine, measured with
 # --durations). They are handed to the xdist workers first (with --no-loadscope-reorder, see
