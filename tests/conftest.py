@@ -101,7 +101,7 @@ class RelayProcess:
                     return self
             except httpx.HTTPError:
                 pass
-            time.sleep(0.05)
+            time.sleep(0.01)
         raise RuntimeError(f"relay not ready after {timeout}s:\n{self.log()}")
 
     def url(self, port: int, path: str = "/loki/api/v1/push") -> str:

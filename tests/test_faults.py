@@ -115,7 +115,7 @@ def fault_config(url: str, port: int, **client: Any) -> dict[str, Any]:
     return cfg
 
 
-OUTAGE_S = 4.0  # several send timeouts and backoff rounds of the client below, not a wall-clock figure
+OUTAGE_S = 2.5  # several send timeouts and backoff rounds of the client below, not a wall-clock figure
 
 
 def test_upstream_down_then_back_nothing_lost(start_relay) -> None:
@@ -237,7 +237,7 @@ def test_kill9_under_load_with_wal_loses_nothing_acknowledged(start_relay, recei
     relay = start_relay(cfg)
     receiver.delay(0.3)  # a backlog builds, held in memory and in the WAL
     p = Pusher(relay.url(port), "kill9").start(threads=4)
-    time.sleep(3)
+    time.sleep(2)
     relay.proc.kill()
     relay.proc.wait(10)
     p.stop()

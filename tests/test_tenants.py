@@ -134,7 +134,7 @@ def test_3000_tenants_are_delivered_without_pool_timeouts(receiver: Receiver, st
     assert statuses == [204] * tenants
     deadline = start + 120
     while relay.metric("loki_relay_sent_entries_total") < tenants and time.monotonic() < deadline:
-        time.sleep(0.5)
+        time.sleep(0.1)
     assert relay.metric("loki_relay_sent_entries_total") == tenants
     assert relay.metric("loki_relay_send_errors_total") == 0  # no pool (or any other) timeouts
     got = {e["line"] for e in receiver.entries()}
