@@ -243,7 +243,7 @@ def test_ready_and_other_listeners_answer_during_a_huge_push(relay: Relay) -> No
     print(f"300k-stream push: {result} ; /ready answered {n} times during it, slowest {worst * 1000:.0f} ms")
     assert result["status"] == 204
     assert n >= 4  # answers came while the push was decoded and processed
-    assert worst < 1.0  # was 9 s for a million streams (generous: the machine is shared)
+    assert worst < 2.0  # was 9 s for a million streams (generous: the machine is shared)
 
 
 def test_ready_answers_during_a_huge_lambda_event(relay: Relay) -> None:
@@ -268,4 +268,4 @@ def test_ready_answers_during_a_huge_lambda_event(relay: Relay) -> None:
     print(f"600k-event CloudWatch event: {result}; /ready answered {n} times, slowest {worst * 1000:.0f} ms")
     assert result == {"status": 200, "entries": 600_000}
     assert n >= 4
-    assert worst < 1.0
+    assert worst < 2.0
