@@ -453,3 +453,52 @@ def test_error_message_is_clear() -> None:
     no_object = {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}}}
     with pytest.raises(EventError, match=r"Records\[0\]\.s3\.object"):
         parse({"Records": [no_object]})
+
+
+# --- CloudWatch payloads: events and their bounds -----------------------------------------------
+
+
+def test_cloudwatch_events_and_bounds_agree_with_an_event_by_event_reference() -> None:
+    # The payload's events are picked and checked in C passes, which fall back to a loop to name
+    # what is wrong: random payloads, some with a bad event, must decode as the plain rules say.
+    import random
+
+    from relay.aws.cloudwatch import PayloadError
+    from relay.aws.cloudwatch import parse as parse_cloudwatch
+
+    rng = random.Random(5)
+    good = ok = 0
+    for _ in range(400):
+        log_events: list[Any] = []
+        for i in range(rng.randint(0, 12)):
+            ev: Any = {"id": str(i), "timestamp": rng.randint(-10, 2_000_000_000_000), "message": f"m{i}"}
+            if rng.random() < 0.04:
+                ev = rng.choice([
+                    {**ev, "timestamp": 1.5}, {**ev, "timestamp": "1700000000000"}, {**ev, "timestamp": None},
+                    {**ev, "timestamp": True}, {**ev, "message": 7}, {**ev, "message": None}, {"id": "x"},
+                    {"timestamp": 5}, ["timestamp", 5], "event", 5,
+                ])
+            log_events.append(ev)
+        doc = {"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g", "logStream": "s", "logEvents": log_events}
+        # The reference: each event in turn, as isinstance sees it (a bool is an int).
+        expected: list[tuple[int, str]] = []
+        error = ""
+        for ev in log_events:
+            if not isinstance(ev, dict):
+                error = "a log event is not an object"
+                break
+            if not isinstance(ev.get("timestamp"), int) or not isinstance(ev.get("message"), str):
+                error = "a log event lacks an integer timestamp or a string message"
+                break
+            expected.append((ev["timestamp"], ev["message"]))
+        data = orjson.dumps(doc)
+        if error:
+            with pytest.raises(PayloadError, match=error):
+                parse_cloudwatch(data)
+            continue
+        good += 1
+        p = parse_cloudwatch(gzip.compress(data) if rng.random() < 0.5 else data)
+        assert p.events == expected and all(type(m) is str for _, m in p.events)
+        assert p.times_ms == ((min(t for t, _ in expected), max(t for t, _ in expected)) if expected else None)
+        ok += bool(expected)
+    assert good > 250 and ok > 200
