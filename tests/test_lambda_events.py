@@ -502,3 +502,35 @@ def test_cloudwatch_events_and_bounds_agree_with_an_event_by_event_reference() -
         assert p.times_ms == ((min(t for t, _ in expected), max(t for t, _ in expected)) if expected else None)
         ok += bool(expected)
     assert good > 250 and ok > 200
+
+
+def test_streams_from_milliseconds_encode_as_from_their_nanoseconds() -> None:
+    # CloudWatch events become entries straight from their milliseconds: the same bytes as by way
+    # of nanosecond pairs, the same rule for a time beyond int64 (the current time), the same slices.
+    import random
+    import time
+
+    from relay.model import new_streams, new_streams_ms
+
+    rng = random.Random(6)
+    for _ in range(200):
+        events = [(rng.choice([rng.randint(0, 2_000_000_000_000), rng.randint(-5_000, 5_000), 9_223_372_036_854,
+                               9_223_372_036_855, 10**17]), f"e{i}") for i in range(rng.randint(0, 25))]
+        huge = rng.random() < 0.1
+        if huge:  # beyond int64 seconds: protobuf refuses it, the fallback replaces what is out of range
+            events.append((10**22, "huge"))
+        before = time.time_ns()
+        got = new_streams_ms({"a": "1"}, events, most=10)
+        want = new_streams({"a": "1"}, [(ms * 1_000_000, line) for ms, line in events], most=10)
+        after = time.time_ns()
+        assert [s.labels for s in got] == [s.labels for s in want] == [{"a": "1"}] * len(want)
+        assert len(want) == max(1, -(-len(events) // 10))
+        if not huge:
+            assert [s.entries.SerializeToString() for s in got] == [s.entries.SerializeToString() for s in want]
+            continue
+        for g, w in zip(got, want, strict=True):
+            for ge, we in zip(g.entries.entries, w.entries.entries, strict=True):
+                assert ge.line == we.line
+                g_ns = ge.timestamp.seconds * 1_000_000_000 + ge.timestamp.nanos
+                w_ns = we.timestamp.seconds * 1_000_000_000 + we.timestamp.nanos
+                assert g_ns == w_ns or before <= min(g_ns, w_ns) <= max(g_ns, w_ns) <= after  # both "now"

@@ -66,7 +66,7 @@ from urllib.parse import unquote_plus
 import orjson
 
 from ..compress import GZIP_MAGIC, Budget, BudgetExceeded
-from ..model import INT64, Labels, Stream, new_streams
+from ..model import INT64, Labels, Stream, new_streams, new_streams_ms
 from ..times import ReceiveClock, iso_ns, receive_clock
 from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
@@ -167,13 +167,14 @@ class _Ctx:
 
 class _Out:
     """Entries grouped by label set, and S3 objects, for one result (the event, or one SQS message).
-    `times`: the earliest and latest time of all its entries, kept as they are added (the time
-    window then need not read the encoded entries again)."""
+    Entry times are Unix ns, or Unix ms in the groups of CloudWatch events (`ms`: they are made
+    into entries straight from their milliseconds). `times`: the earliest and latest time (ns) of
+    all its entries, kept as they are added (the time window then need not read them again)."""
 
     __slots__ = ("groups", "s3", "times")
 
     def __init__(self) -> None:
-        self.groups: dict[tuple[tuple[str, str], ...], tuple[Labels, list[tuple[int, str]]]] = {}
+        self.groups: dict[tuple[bool, tuple[tuple[str, str], ...]], tuple[Labels, list[tuple[int, str]]]] = {}
         self.s3: list[S3Ref] = []
         self.times: tuple[int, int] | None = None
 
@@ -192,23 +193,24 @@ class _Out:
         t = self.times
         return t if t is not None and t[0] >= 0 and t[1] < INT64 else None
 
-    def entries(self, labels: Labels) -> list[tuple[int, str]]:
+    def entries(self, labels: Labels, ms: bool = False) -> list[tuple[int, str]]:
         labels = {k: v for k, v in labels.items() if v}
-        key = tuple(sorted(labels.items()))
+        key = (ms, tuple(sorted(labels.items())))
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = (labels, [])
         return group[1]
 
     def merge(self, other: _Out) -> None:
-        for labels, entries in other.groups.values():
-            self.entries(labels).extend(entries)
+        for (ms, _), (labels, entries) in other.groups.items():
+            self.entries(labels, ms).extend(entries)
         self.s3.extend(other.s3)
         if other.times is not None:
             self.widen(*other.times)
 
     def streams(self) -> list[Stream]:
-        return [s for labels, entries in self.groups.values() if entries for s in new_streams(labels, entries)]
+        return [s for (ms, _), (labels, entries) in self.groups.items() if entries
+                for s in (new_streams_ms(labels, entries) if ms else new_streams(labels, entries))]
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -313,9 +315,9 @@ def _add_cloudwatch(p: CloudWatchPayload, labels: Labels, ctx: _Ctx, out: _Out) 
     labels["__aws_cloudwatch_owner"] = p.owner
     if ctx.keep_stream:
         labels["__aws_cloudwatch_log_stream"] = p.log_stream
-    entries = out.entries(labels)
+    entries = out.entries(labels, ms=True)
     if p.times_ms is not None:  # the payload's own bounds: no pass over the entries for them
-        entries.extend((ms * _MS, msg) for ms, msg in p.events)
+        entries.extend(p.events)
         out.widen(p.times_ms[0] * _MS, p.times_ms[1] * _MS)
 
 

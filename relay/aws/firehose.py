@@ -64,7 +64,7 @@ import orjson
 from .. import relabel
 from ..compress import GZIP_MAGIC, Budget, BudgetExceeded
 from ..keys import ConfigError, Keys, read_secret_file
-from ..model import INT64, LABEL_NAME, Labels, Stream, new_streams
+from ..model import INT64, LABEL_NAME, Labels, Stream, new_streams, new_streams_ms
 from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
 
@@ -185,7 +185,8 @@ def parse_request(
         put_ns = body_ts * _MS
     budget = Budget(max_size)
 
-    # Entries grouped by label set: None for Direct PUT, else the CloudWatch envelope.
+    # Entries grouped by label set: None for Direct PUT, else the CloudWatch envelope. Times are
+    # Unix ns, but CloudWatch events at their own time stay in Unix ms until made into entries.
     groups: dict[tuple[str, ...] | None, list[tuple[int, str]]] = {}
     spans: list[tuple[int, int]] = []  # earliest and latest entry time of each record that has entries
     skipped = batch.skipped
@@ -239,7 +240,7 @@ def parse_request(
             payload.message_type,
         )
         if use_incoming_timestamp:
-            events = [(ms * _MS, msg) for ms, msg in payload.events]
+            events = payload.events
             if payload.times_ms is not None:
                 spans.append((payload.times_ms[0] * _MS, payload.times_ms[1] * _MS))
         else:
@@ -256,7 +257,8 @@ def parse_request(
             for name, value in zip(_CW_LABELS, group, strict=True):
                 if value:  # like Alloy (Prometheus' labels.Builder): an empty value is no label
                     labels[name] = value
-        batch.streams.extend(new_streams(labels, entries))
+        ms = use_incoming_timestamp and group is not None
+        batch.streams.extend(new_streams_ms(labels, entries) if ms else new_streams(labels, entries))
         batch.entries += len(entries)
     if spans:  # the records' own bounds spare the time window a parse of the encoded entries
         first, last = min(map(_FIRST, spans)), max(map(_LAST, spans))
