@@ -246,7 +246,7 @@ def test_backpressure_is_503_and_fails_sqs_messages() -> None:
 
             return Ticket(None, tenant, 0)  # type: ignore[arg-type]  (room: the refusal comes at push)
 
-        async def push(self, *a: Any) -> Any:
+        async def push(self, *a: Any, **kw: Any) -> Any:
             raise Backpressure("too much buffered", 3)
 
     app = Starlette(routes=aws_lambda_http.routes(FullIngest()))  # type: ignore[arg-type]
@@ -261,3 +261,59 @@ def test_backpressure_is_503_and_fails_sqs_messages() -> None:
     assert r.status_code == 503 and r.headers["retry-after"] == "3"
     assert sqs.status_code == 200
     assert sqs.json()["batchItemFailures"] == [{"itemIdentifier": "m0"}, {"itemIdentifier": "m1"}]
+
+
+# --- the decoder's time bounds reach the processor ---------------------------------------------
+
+
+def test_the_route_passes_each_push_its_entries_time_bounds() -> None:
+    """The time window trusts the bounds a push carries: each push (the event's streams, each SQS
+    message's) gets exactly its own entries' earliest and latest time."""
+    import asyncio
+    import base64
+    import gzip
+
+    import httpx
+    from starlette.applications import Starlette
+
+    from relay.config import JobConfig, ServerConfig
+    from relay.pipeline import Outcome
+
+    pushes: list[tuple[list[int], tuple[int, int] | None]] = []
+
+    class RecordingIngest:
+        job = JobConfig(name="rec", kind="aws_lambda", listen=ServerConfig(), use_incoming_timestamp=True)
+
+        async def check(self, tenant: str, size: int = 0) -> Any:
+            from relay.sink.fanout import Ticket
+
+            return Ticket(None, tenant, 0)  # type: ignore[arg-type]
+
+        async def push(self, streams: list[Any], tenant: str, receive_ns: int, ticket: Any = None,
+                       times: tuple[int, int] | None = None) -> Outcome:
+            stamps = [e.timestamp.seconds * 10**9 + e.timestamp.nanos for s in streams for e in s.entries.entries]
+            pushes.append((stamps, times))
+            return Outcome(entries=len(stamps))
+
+    def awslogs(*ms: int) -> dict[str, Any]:
+        doc = {"messageType": "DATA_MESSAGE", "owner": ACCOUNT, "logGroup": "/g", "logStream": "s",
+               "subscriptionFilters": ["f"],
+               "logEvents": [{"id": str(i), "timestamp": t, "message": f"e{i}"} for i, t in enumerate(ms)]}
+        return {"awslogs": {"data": base64.b64encode(gzip.compress(orjson.dumps(doc))).decode()}}
+
+    app = Starlette(routes=aws_lambda_http.routes(RecordingIngest()))  # type: ignore[arg-type]
+    cloudwatch = awslogs(1_700_000_000_500, 1_699_999_999_000, 1_700_000_002_250)
+    sqs = sqs_event(orjson.dumps(awslogs(1_700_000_100_000, 1_700_000_000_001)).decode(), "plain text body")
+
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://relay") as client:
+            return [await client.post(aws_lambda_http.PATH, content=orjson.dumps(doc)) for doc in (cloudwatch, sqs)]
+
+    assert [r.status_code for r in asyncio.run(run())] == [200, 200]
+    ms = 1_000_000
+    assert pushes == [
+        ([1_700_000_000_500 * ms, 1_699_999_999_000 * ms, 1_700_000_002_250 * ms],
+         (1_699_999_999_000 * ms, 1_700_000_002_250 * ms)),
+        ([1_700_000_100_000 * ms, 1_700_000_000_001 * ms], (1_700_000_000_001 * ms, 1_700_000_100_000 * ms)),
+        ([1_700_000_000_000 * ms], (1_700_000_000_000 * ms, 1_700_000_000_000 * ms)),  # at its SentTimestamp
+    ]

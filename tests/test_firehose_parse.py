@@ -450,3 +450,20 @@ def test_fuzz_well_formed_bodies_never_fail(
         s.entries.SerializeToString()  # every line is valid UTF-8 for protobuf
     ingested = len(records) - b.control_messages - sum(b.skipped.values())
     assert ingested >= 0 and (ingested > 0) == (b.entries > 0) == bool(b.streams)
+
+
+def test_the_retry_digest_tells_records_apart_and_ignores_the_body_timestamp() -> None:
+    def digest(*data: bytes | str, attributes: str = "", timestamp: int = 1) -> str:
+        records = [{"data": d if isinstance(d, str) else base64.b64encode(d).decode()} for d in data]
+        headers = {"X-Amz-Firehose-Common-Attributes": attributes} if attributes else {}
+        body = orjson.dumps({"requestId": "r", "timestamp": timestamp, "records": records})
+        return parse(body, headers).digest
+
+    same = digest(b"ab", b"c")
+    assert same == digest(b"ab", b"c", timestamp=99)  # Firehose may stamp a retry anew
+    others = [
+        digest(b"ab", b"d"), digest(b"a", b"bc"), digest(b"abc"), digest(b"c", b"ab"), digest(b"ab", b"c", b""),
+        digest(b"ab", b"c", attributes='{"commonAttributes": {"lbl_a": "1"}}'),
+        digest("YWI=", "Yw"),  # the second record is no base64 ("Yw" unpadded): hashed as text, not as b"c"
+    ]
+    assert len({same, *others}) == len(others) + 1

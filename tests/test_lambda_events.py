@@ -453,3 +453,84 @@ def test_error_message_is_clear() -> None:
     no_object = {"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "b"}}}
     with pytest.raises(EventError, match=r"Records\[0\]\.s3\.object"):
         parse({"Records": [no_object]})
+
+
+# --- CloudWatch payloads: events and their bounds -----------------------------------------------
+
+
+def test_cloudwatch_events_and_bounds_agree_with_an_event_by_event_reference() -> None:
+    # The payload's events are picked and checked in C passes, which fall back to a loop to name
+    # what is wrong: random payloads, some with a bad event, must decode as the plain rules say.
+    import random
+
+    from relay.aws.cloudwatch import PayloadError
+    from relay.aws.cloudwatch import parse as parse_cloudwatch
+
+    rng = random.Random(5)
+    good = ok = 0
+    for _ in range(400):
+        log_events: list[Any] = []
+        for i in range(rng.randint(0, 12)):
+            ev: Any = {"id": str(i), "timestamp": rng.randint(-10, 2_000_000_000_000), "message": f"m{i}"}
+            if rng.random() < 0.04:
+                ev = rng.choice([
+                    {**ev, "timestamp": 1.5}, {**ev, "timestamp": "1700000000000"}, {**ev, "timestamp": None},
+                    {**ev, "timestamp": True}, {**ev, "message": 7}, {**ev, "message": None}, {"id": "x"},
+                    {"timestamp": 5}, ["timestamp", 5], "event", 5,
+                ])
+            log_events.append(ev)
+        doc = {"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g", "logStream": "s", "logEvents": log_events}
+        # The reference: each event in turn, as isinstance sees it (a bool is an int).
+        expected: list[tuple[int, str]] = []
+        error = ""
+        for ev in log_events:
+            if not isinstance(ev, dict):
+                error = "a log event is not an object"
+                break
+            if not isinstance(ev.get("timestamp"), int) or not isinstance(ev.get("message"), str):
+                error = "a log event lacks an integer timestamp or a string message"
+                break
+            expected.append((ev["timestamp"], ev["message"]))
+        data = orjson.dumps(doc)
+        if error:
+            with pytest.raises(PayloadError, match=error):
+                parse_cloudwatch(data)
+            continue
+        good += 1
+        p = parse_cloudwatch(gzip.compress(data) if rng.random() < 0.5 else data)
+        assert p.events == expected and all(type(m) is str for _, m in p.events)
+        assert p.times_ms == ((min(t for t, _ in expected), max(t for t, _ in expected)) if expected else None)
+        ok += bool(expected)
+    assert good > 250 and ok > 200
+
+
+def test_streams_from_milliseconds_encode_as_from_their_nanoseconds() -> None:
+    # CloudWatch events become entries straight from their milliseconds: the same bytes as by way
+    # of nanosecond pairs, the same rule for a time beyond int64 (the current time), the same slices.
+    import random
+    import time
+
+    from relay.model import new_streams, new_streams_ms
+
+    rng = random.Random(6)
+    for _ in range(200):
+        events = [(rng.choice([rng.randint(0, 2_000_000_000_000), rng.randint(-5_000, 5_000), 9_223_372_036_854,
+                               9_223_372_036_855, 10**17]), f"e{i}") for i in range(rng.randint(0, 25))]
+        huge = rng.random() < 0.1
+        if huge:  # beyond int64 seconds: protobuf refuses it, the fallback replaces what is out of range
+            events.append((10**22, "huge"))
+        before = time.time_ns()
+        got = new_streams_ms({"a": "1"}, events, most=10)
+        want = new_streams({"a": "1"}, [(ms * 1_000_000, line) for ms, line in events], most=10)
+        after = time.time_ns()
+        assert [s.labels for s in got] == [s.labels for s in want] == [{"a": "1"}] * len(want)
+        assert len(want) == max(1, -(-len(events) // 10))
+        if not huge:
+            assert [s.entries.SerializeToString() for s in got] == [s.entries.SerializeToString() for s in want]
+            continue
+        for g, w in zip(got, want, strict=True):
+            for ge, we in zip(g.entries.entries, w.entries.entries, strict=True):
+                assert ge.line == we.line
+                g_ns = ge.timestamp.seconds * 1_000_000_000 + ge.timestamp.nanos
+                w_ns = we.timestamp.seconds * 1_000_000_000 + we.timestamp.nanos
+                assert g_ns == w_ns or before <= min(g_ns, w_ns) <= max(g_ns, w_ns) <= after  # both "now"

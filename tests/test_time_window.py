@@ -391,3 +391,184 @@ def test_http_firehose_answers_as_for_an_invalid_stream_and_lambda_reports_the_d
         assert "lambda new" in [e["line"] for e in rx.wait_for(3)]
     finally:
         rx.stop()
+
+
+# ---- AWS decoders' bounds ---------------------------------------------------------------------
+
+MS = 1_000_000
+
+
+def _aws_processor(limits: LimitsConfig, kind: str = "aws_lambda") -> Processor:
+    from relay.aws import firehose, settings
+
+    rules = firehose.DEFAULT_RULES if kind == "aws_firehose" else settings.DEFAULT_RULES
+    return Processor(JobConfig(name="aws", kind=kind, listen=ServerConfig(), use_incoming_timestamp=True), limits, rules)
+
+
+def _decoded(streams: list[Stream]) -> list[tuple[int, str]]:
+    return [(e.timestamp.seconds * S + e.timestamp.nanos, e.line) for s in streams for e in s.entries.entries]
+
+
+def _event_ms(rng: random.Random) -> int:
+    """A CloudWatch event time (Unix ms): mostly inside the default window, some at or past its
+    edges, a few outside int64 nanoseconds (before 1970, or far beyond)."""
+    oldest, newest = (NOW - 168 * HOUR) // MS, (NOW + 10 * 60 * S) // MS
+    pick = rng.random()
+    if pick < 0.85:
+        return rng.randint(oldest + 1, newest)
+    if pick < 0.97:
+        return rng.choice([oldest - 1, oldest + 1, newest, newest + 1, 0, NOW // MS - 30 * DAY // MS])
+    return rng.choice([-5, 10**17])
+
+
+def _mark(ms: int) -> str:
+    """"!" for a time outside int64 ns (new_stream may replace it; the decoder gives no bounds)."""
+    return "" if 0 <= ms * MS < 1 << 63 else "!"
+
+
+def _cw_data(rng: random.Random, group: str, events: int) -> bytes:
+    import gzip
+
+    log_events = []
+    for i in range(events):
+        ms = _event_ms(rng)
+        log_events.append({"id": str(i), "timestamp": ms, "message": f"{group} {i}{_mark(ms)}"})
+    doc = {"messageType": "DATA_MESSAGE", "owner": "111122223333", "logGroup": group, "logStream": "s",
+           "subscriptionFilters": ["f"], "logEvents": log_events}
+    return gzip.compress(orjson.dumps(doc))
+
+
+def _iso_ms(rng: random.Random) -> int:
+    return min(max(_event_ms(rng), 0), 253_402_300_799_000)  # ISO text reaches to 9999, beyond int64 ns
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+def _lambda_event(rng: random.Random) -> dict[str, Any]:
+    """A random Lambda event of a kind whose entries keep their own times."""
+    import base64
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    kind = rng.choice(["cloudwatch", "kinesis", "sqs", "sns", "eventbridge"])
+    if kind == "cloudwatch":
+        return {"awslogs": {"data": b64(_cw_data(rng, "/aws/lambda/fn", rng.randint(0, 8)))}}
+    if kind == "kinesis":
+        records = []
+        for i in range(rng.randint(1, 4)):
+            rec: dict[str, Any] = {"eventSource": "aws:kinesis", "eventSourceARN": "arn:aws:kinesis:x:1:stream/k"}
+            if rng.random() < 0.5:
+                rec["kinesis"] = {"data": b64(_cw_data(rng, f"/g/{i % 2}", rng.randint(0, 4)))}
+            elif rng.random() < 0.8:  # a plain record at its arrival time (in seconds)
+                ms = _event_ms(rng)
+                rec["kinesis"] = {"data": b64(f"line {i}{_mark(ms)}".encode()), "approximateArrivalTimestamp": ms / 1000}
+            else:  # without one: the receive time
+                rec["kinesis"] = {"data": b64(f"line {i}".encode())}
+            records.append(rec)
+        return {"Records": records}
+    if kind == "sqs":
+        records = []
+        for i in range(rng.randint(1, 4)):
+            ms = max(_event_ms(rng), 0)
+            body = (orjson.dumps({"awslogs": {"data": b64(_cw_data(rng, "/g/sqs", rng.randint(1, 4)))}}).decode()
+                    if rng.random() < 0.5 else f"message {i}{_mark(ms)}")
+            records.append({"eventSource": "aws:sqs", "messageId": f"m{i}", "body": body,
+                            "eventSourceARN": "arn:aws:sqs:x:1:q", "attributes": {"SentTimestamp": str(ms)}})
+        return {"Records": records}
+    if kind == "sns":
+        notes = []
+        for i in range(rng.randint(1, 3)):
+            ms = _iso_ms(rng)
+            notes.append({"EventSource": "aws:sns", "Sns": {"TopicArn": "arn:aws:sns:x:1:t", "Message": f"note {i}{_mark(ms)}",
+                                                           "Timestamp": _iso(ms)}})
+        return {"Records": notes}
+    ms = _iso_ms(rng)
+    return {"detail-type": "Thing Happened", "source": "app", "time": _iso(ms), "detail": {"mark": _mark(ms)}}
+
+
+def _check_against_reference(p: Processor, streams: list[Stream], times: tuple[int, int] | None,
+                             kind: str = "aws_lambda") -> None:
+    """Processing with the decoder's bounds keeps and drops exactly what an entry-by-entry
+    reference does, and tells the sender in Loki's words."""
+    oldest, newest = NOW - 168 * HOUR, NOW + 10 * 60 * S
+    # The reference: every entry delivered with no window at all (same labels), then judged one by one.
+    copies = [Stream(dict(s.labels), StreamAdapter.FromString(s.entries.SerializeToString())) for s in streams]
+    no_window = LimitsConfig(reject_old_samples=False, creation_grace_period=0)
+    everything = _aws_processor(no_window, kind).process(copies, "", NOW)
+    expected: dict[str, list[tuple[int, str]]] = {}
+    drops = {"too_old": 0, "too_far_in_future": 0}
+    for labels, pairs in delivered(everything).items():
+        for t, line in pairs:
+            if t < oldest:
+                drops["too_old"] += 1
+            elif t > newest:
+                drops["too_far_in_future"] += 1
+            else:
+                expected.setdefault(labels, []).append((t, line))
+    out = p.process(streams, "", NOW, times)
+    assert delivered(out) == expected
+    assert {k: v for k, v in out.dropped.items() if v} == {k: v for k, v in drops.items() if v}
+    assert len(out.errors) >= (1 if any(drops.values()) else 0)
+    for text in out.errors:
+        assert text.startswith("entry for stream '{") and "' has timestamp too " in text
+
+
+def test_lambda_bounds_from_the_decoder_agree_with_an_entry_by_entry_reference() -> None:
+    # A Lambda event's decoder tells the processor its earliest and latest time: exact, or None
+    # when a time is outside int64 ns (new_stream may replace it). Entries outside the window
+    # are still dropped with Loki's messages.
+    from relay.aws.events import SQS, parse_event
+
+    rng = random.Random(11)
+    p = _aws_processor(LimitsConfig())
+    known = outside = 0
+    for _ in range(300):
+        parsed = parse_event(_lambda_event(rng), receive_ns=NOW)
+        results = [(i.streams, i.times) for i in parsed.items] if parsed.kind == SQS else [(parsed.streams, parsed.times)]
+        for streams, times in results:
+            got = _decoded(streams)
+            if any("!" in line for _, line in got):
+                outside += 1
+                assert times is None
+            elif got:
+                known += 1
+                assert times == (min(t for t, _ in got), max(t for t, _ in got))
+            else:
+                assert times is None
+            _check_against_reference(p, streams, times)
+    assert known > 200 and outside > 5  # both cases were seen
+
+
+def test_firehose_bounds_from_the_decoder_agree_with_an_entry_by_entry_reference() -> None:
+    import base64
+
+    from relay.aws.firehose import parse_request
+
+    rng = random.Random(12)
+    p = _aws_processor(LimitsConfig(), "aws_firehose")
+    known = outside = 0
+    for _ in range(200):
+        records = []
+        for i in range(rng.randint(0, 6)):
+            data = (_cw_data(rng, f"/g/{i % 3}", rng.randint(0, 5)) if rng.random() < 0.7
+                    else rng.choice([b"direct put", b"a\nb\n", b""]))
+            records.append({"data": base64.b64encode(data).decode()})
+        ms = _event_ms(rng)
+        body = orjson.dumps({"requestId": "r", "timestamp": ms, "records": records})
+        batch = parse_request(body, {}, receive_ns=NOW, use_incoming_timestamp=True, split_lines=rng.random() < 0.5,
+                              max_size=1 << 20)
+        got = _decoded(batch.streams)
+        direct = any(not line.startswith("/g/") for _, line in got)  # Direct PUT lines: at the request's time
+        if any("!" in line for _, line in got) or (direct and _mark(ms)):
+            outside += 1
+            assert batch.times is None
+        elif got:
+            known += 1
+            assert batch.times == (min(t for t, _ in got), max(t for t, _ in got))
+        else:
+            assert batch.times is None
+        _check_against_reference(p, batch.streams, batch.times, "aws_firehose")
+    assert known > 100 and outside > 5

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -27,6 +28,7 @@ class CloudWatchPayload:
     log_stream: str
     subscription_filters: list[str]
     events: list[tuple[int, str]] = field(default_factory=list)  # (unix ms, message)
+    times_ms: tuple[int, int] | None = None  # earliest and latest event timestamp (unix ms); None: no events
 
     @property
     def is_control(self) -> bool:
@@ -59,14 +61,7 @@ def parse(data: bytes, limit: int | Budget = 100 << 20) -> CloudWatchPayload:
     events_raw = doc.get("logEvents") or []
     if not isinstance(events_raw, list):
         raise PayloadError("logEvents is not a list")
-    events: list[tuple[int, str]] = []
-    for ev in events_raw:
-        if not isinstance(ev, dict):
-            raise PayloadError("a log event is not an object")
-        ts, msg = ev.get("timestamp"), ev.get("message")
-        if not isinstance(ts, int) or not isinstance(msg, str):
-            raise PayloadError("a log event lacks an integer timestamp or a string message")
-        events.append((ts, msg))
+    events, times_ms = _events(events_raw)
     filters = doc.get("subscriptionFilters") or []
     return CloudWatchPayload(
         message_type=str(doc.get("messageType", "")),
@@ -75,7 +70,37 @@ def parse(data: bytes, limit: int | Budget = 100 << 20) -> CloudWatchPayload:
         log_stream=str(doc.get("logStream", "")),
         subscription_filters=[str(f) for f in filters] if isinstance(filters, list) else [],
         events=events,
+        times_ms=times_ms,
     )
+
+
+_EVENT = itemgetter("timestamp", "message")
+_FIRST = itemgetter(0)
+
+
+def _events(raw: list[Any]) -> tuple[list[tuple[int, str]], tuple[int, int] | None]:
+    """(timestamp, message) of every log event, and the earliest and latest timestamp; raises
+    PayloadError for an event without an integer timestamp or a string message."""
+    # The pairs picked in C, the types checked in one comprehension that also lists the
+    # timestamps for min/max; the loop below runs only when that fails, to name what is wrong
+    # (or to take a bool as a timestamp, as isinstance does).
+    try:
+        events: list[tuple[int, str]] = list(map(_EVENT, raw))
+    except (KeyError, TypeError):  # a missing key, an event that is no object
+        events = []
+    else:
+        stamps = [ts for ts, msg in events if type(ts) is int and type(msg) is str]
+        if len(stamps) == len(events):
+            return events, (min(stamps), max(stamps)) if stamps else None
+        events = []
+    for ev in raw:
+        if not isinstance(ev, dict):
+            raise PayloadError("a log event is not an object")
+        ts, msg = ev.get("timestamp"), ev.get("message")
+        if not isinstance(ts, int) or not isinstance(msg, str):
+            raise PayloadError("a log event lacks an integer timestamp or a string message")
+        events.append((ts, msg))
+    return events, (min(map(_FIRST, events)), max(map(_FIRST, events))) if events else None
 
 
 __all__ = ["CloudWatchPayload", "PayloadError", "gunzip", "parse"]

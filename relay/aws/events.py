@@ -66,7 +66,7 @@ from urllib.parse import unquote_plus
 import orjson
 
 from ..compress import GZIP_MAGIC, Budget, BudgetExceeded
-from ..model import Labels, Stream, new_streams
+from ..model import INT64, Labels, Stream, new_streams, new_streams_ms
 from ..times import ReceiveClock, iso_ns, receive_clock
 from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
@@ -127,6 +127,7 @@ class SqsItem:
     s3_objects: list[S3Ref] = field(default_factory=list)
     error: str | None = None  # the body is a malformed event; nothing was produced
     retry: bool = False  # with `error`: the request's decompression budget ran out; retry, do not drop
+    times: tuple[int, int] | None = None  # earliest and latest entry time of `streams` (unix ns), if known
 
 
 @dataclass(slots=True)
@@ -138,6 +139,7 @@ class ParsedEvent:
     ignored: int = 0  # CONTROL_MESSAGEs, S3 test events, S3 records other than ObjectCreated
     ts_fallback: int = 0  # entries given receive_ns because their own time was missing or bad
     skipped: dict[str, int] = field(default_factory=dict)  # Kinesis records dropped, by reason
+    times: tuple[int, int] | None = None  # earliest and latest entry time of `streams` (unix ns), if known
 
 
 class _Ctx:
@@ -164,29 +166,51 @@ class _Ctx:
 
 
 class _Out:
-    """Entries grouped by label set, and S3 objects, for one result (the event, or one SQS message)."""
+    """Entries grouped by label set, and S3 objects, for one result (the event, or one SQS message).
+    Entry times are Unix ns, or Unix ms in the groups of CloudWatch events (`ms`: they are made
+    into entries straight from their milliseconds). `times`: the earliest and latest time (ns) of
+    all its entries, kept as they are added (the time window then need not read them again)."""
 
-    __slots__ = ("groups", "s3")
+    __slots__ = ("groups", "s3", "times")
 
     def __init__(self) -> None:
-        self.groups: dict[tuple[tuple[str, str], ...], tuple[Labels, list[tuple[int, str]]]] = {}
+        self.groups: dict[tuple[bool, tuple[tuple[str, str], ...]], tuple[Labels, list[tuple[int, str]]]] = {}
         self.s3: list[S3Ref] = []
+        self.times: tuple[int, int] | None = None
 
-    def entries(self, labels: Labels) -> list[tuple[int, str]]:
+    def add(self, labels: Labels, ts: int, line: str) -> None:
+        self.entries(labels).append((ts, line))
+        self.widen(ts, ts)
+
+    def widen(self, first: int, last: int) -> None:
+        """Count entries from `first` to `last` (unix ns) in `times`."""
+        t = self.times
+        self.times = (first, last) if t is None else (min(t[0], first), max(t[1], last))
+
+    def bounds(self) -> tuple[int, int] | None:
+        """`times`, when the streams will hold them: new_stream may replace a time outside
+        int64 ns (with the current time), so then they are not known."""
+        t = self.times
+        return t if t is not None and t[0] >= 0 and t[1] < INT64 else None
+
+    def entries(self, labels: Labels, ms: bool = False) -> list[tuple[int, str]]:
         labels = {k: v for k, v in labels.items() if v}
-        key = tuple(sorted(labels.items()))
+        key = (ms, tuple(sorted(labels.items())))
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = (labels, [])
         return group[1]
 
     def merge(self, other: _Out) -> None:
-        for labels, entries in other.groups.values():
-            self.entries(labels).extend(entries)
+        for (ms, _), (labels, entries) in other.groups.items():
+            self.entries(labels, ms).extend(entries)
         self.s3.extend(other.s3)
+        if other.times is not None:
+            self.widen(*other.times)
 
     def streams(self) -> list[Stream]:
-        return [s for labels, entries in self.groups.values() if entries for s in new_streams(labels, entries)]
+        return [s for (ms, _), (labels, entries) in self.groups.items() if entries
+                for s in (new_streams_ms(labels, entries) if ms else new_streams(labels, entries))]
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -291,7 +315,10 @@ def _add_cloudwatch(p: CloudWatchPayload, labels: Labels, ctx: _Ctx, out: _Out) 
     labels["__aws_cloudwatch_owner"] = p.owner
     if ctx.keep_stream:
         labels["__aws_cloudwatch_log_stream"] = p.log_stream
-    out.entries(labels).extend((ms * _MS, msg) for ms, msg in p.events)
+    entries = out.entries(labels, ms=True)
+    if p.times_ms is not None:  # the payload's own bounds: no pass over the entries for them
+        entries.extend(p.events)
+        out.widen(p.times_ms[0] * _MS, p.times_ms[1] * _MS)
 
 
 def _cloudwatch(doc: dict[str, Any], ctx: _Ctx, out: _Out) -> None:
@@ -350,7 +377,7 @@ def _kinesis(records: list[dict[str, Any]], ctx: _Ctx, out: _Out) -> None:
         if not line:
             ctx.skip(SKIP_EMPTY)
             continue
-        out.entries(labels).append((ctx.time(_seconds_ns(kin.get("approximateArrivalTimestamp"))), line))
+        out.add(labels, ctx.time(_seconds_ns(kin.get("approximateArrivalTimestamp"))), line)
 
 
 def _s3(records: list[dict[str, Any]], ctx: _Ctx, out: _Out) -> None:
@@ -381,7 +408,7 @@ def _eventbridge(doc: dict[str, Any], ctx: _Ctx, out: _Out) -> None:
         "__aws_eventbridge_source": source,
         "__aws_eventbridge_detail_type": detail_type,
     }
-    out.entries(labels).append((ctx.time(iso_ns(doc.get("time"))), orjson.dumps(doc).decode()))
+    out.add(labels, ctx.time(iso_ns(doc.get("time"))), orjson.dumps(doc).decode())
 
 
 def _message(text: str, plain: Labels, ts: int | None, ctx: _Ctx, out: _Out, depth: int) -> None:
@@ -396,7 +423,7 @@ def _message(text: str, plain: Labels, ts: int | None, ctx: _Ctx, out: _Out, dep
     if kind is not None:
         _dispatch(doc, kind, ctx, out, depth + 1)
     elif text:
-        out.entries(plain).append((ctx.time(ts), text))
+        out.add(plain, ctx.time(ts), text)
 
 
 def _sns_message(sns: dict[str, Any], what: str, ctx: _Ctx, out: _Out, depth: int) -> None:
@@ -479,13 +506,14 @@ def parse_event(doc: Any, *, keep_stream: bool = False, receive_ns: int | Receiv
         records = _records(doc, SQS)
         result.items = [
             SqsItem(message_id, out.streams(), out.s3, None if error is None else str(error),
-                    isinstance(error, EventTooLarge) and error.total)
+                    isinstance(error, EventTooLarge) and error.total, out.bounds())
             for message_id, out, error in _sqs_messages(records, ctx, 0)
         ]
     else:
         out = _Out()
         _dispatch(doc, kind, ctx, out, 0)
         result.streams = out.streams()
+        result.times = out.bounds()
         result.s3_objects = out.s3
     result.ignored = ctx.ignored
     result.ts_fallback = ctx.ts_fallback

@@ -64,7 +64,7 @@ import orjson
 from .. import relabel
 from ..compress import GZIP_MAGIC, Budget, BudgetExceeded
 from ..keys import ConfigError, Keys, read_secret_file
-from ..model import LABEL_NAME, Labels, Stream, new_streams
+from ..model import INT64, LABEL_NAME, Labels, Stream, new_streams, new_streams_ms
 from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
 
@@ -87,7 +87,8 @@ SKIP_TOO_LARGE = "too-large"  # decompresses to more than max_size bytes
 SKIP_EMPTY = "empty"  # a Direct PUT record with no line in it
 
 _MS = 1_000_000  # nanoseconds per millisecond
-_TIME = itemgetter(0)
+_FIRST = itemgetter(0)
+_LAST = itemgetter(1)
 
 # Labels from a CloudWatch Logs envelope, in the order of the grouping key built below.
 _CW_LABELS = (
@@ -184,21 +185,30 @@ def parse_request(
         put_ns = body_ts * _MS
     budget = Budget(max_size)
 
-    # Entries grouped by label set: None for Direct PUT, else the CloudWatch envelope.
+    # Entries grouped by label set: None for Direct PUT, else the CloudWatch envelope. Times are
+    # Unix ns, but CloudWatch events at their own time stay in Unix ms until made into entries.
     groups: dict[tuple[str, ...] | None, list[tuple[int, str]]] = {}
+    spans: list[tuple[int, int]] = []  # earliest and latest entry time of each record that has entries
     skipped = batch.skipped
-    digest = hashlib.blake2b(hdr.get(COMMON_ATTRIBUTES_HEADER.lower(), "").encode("utf-8", "surrogatepass"),
-                             digest_size=16)
+    # The retry digest: the common attributes and each record's decoded bytes (a quarter fewer
+    # than their base64), each after its length. SHA-256 has hardware support on current x86 and
+    # ARM servers: twice BLAKE2b's speed on ours.
+    attributes = hdr.get(COMMON_ATTRIBUTES_HEADER.lower(), "").encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(b"a%d:%s" % (len(attributes), attributes))
     for rec in records:
         data = rec.get("data") if isinstance(rec, dict) else None
         if not isinstance(data, str):
             raise FirehoseError("every record must be an object with a string `data`", request_id)
-        digest.update(b"\n" + data.encode("utf-8", "surrogatepass"))
         try:
             raw = binascii.a2b_base64(data, strict_mode=True)
         except (binascii.Error, ValueError):  # ValueError: non-ASCII text
             skipped[SKIP_BASE64] = skipped.get(SKIP_BASE64, 0) + 1
+            undecoded = data.encode("utf-8", "surrogatepass")
+            digest.update(b"t%d:" % len(undecoded))  # the text as is, told apart from decoded bytes
+            digest.update(undecoded)
             continue
+        digest.update(b"b%d:" % len(raw))
+        digest.update(raw)
 
         if raw[:2] != GZIP_MAGIC:  # Direct PUT
             text = raw.decode("utf-8", "replace")
@@ -207,9 +217,10 @@ def parse_request(
                 entries = list(zip(range(put_ns, put_ns + len(lines)), lines, strict=True))
             else:
                 entries = [(put_ns, text)] if text else []
-            put_ns += len(entries)
             if entries:
                 groups.setdefault(None, []).extend(entries)
+                spans.append((put_ns, put_ns + len(entries) - 1))
+                put_ns += len(entries)
             else:
                 skipped[SKIP_EMPTY] = skipped.get(SKIP_EMPTY, 0) + 1
             continue
@@ -229,9 +240,13 @@ def parse_request(
             payload.message_type,
         )
         if use_incoming_timestamp:
-            events = [(ms * _MS, msg) for ms, msg in payload.events]
+            events = payload.events
+            if payload.times_ms is not None:
+                spans.append((payload.times_ms[0] * _MS, payload.times_ms[1] * _MS))
         else:
             events = list(zip(range(receive_ns, receive_ns + len(payload.events)), (m for _, m in payload.events), strict=True))
+            if events:
+                spans.append((receive_ns, receive_ns + len(events) - 1))
             receive_ns += len(events)
         groups.setdefault(key, []).extend(events)
 
@@ -242,12 +257,12 @@ def parse_request(
             for name, value in zip(_CW_LABELS, group, strict=True):
                 if value:  # like Alloy (Prometheus' labels.Builder): an empty value is no label
                     labels[name] = value
-        batch.streams.extend(new_streams(labels, entries))
+        ms = use_incoming_timestamp and group is not None
+        batch.streams.extend(new_streams_ms(labels, entries) if ms else new_streams(labels, entries))
         batch.entries += len(entries)
-        if entries:  # two passes in C over the times at hand spare the time window a parse of the encoded entries
-            first, last = min(map(_TIME, entries)), max(map(_TIME, entries))
-            if batch.times is not None:
-                first, last = min(first, batch.times[0]), max(last, batch.times[1])
+    if spans:  # the records' own bounds spare the time window a parse of the encoded entries
+        first, last = min(map(_FIRST, spans)), max(map(_LAST, spans))
+        if first >= 0 and last < INT64:  # else new_stream replaces some times: not known
             batch.times = (first, last)
     return batch
 

@@ -151,13 +151,16 @@ class EventHandler:
             timestamp_fallbacks.labels(self.job).inc(parsed.ts_fallback)
         return parsed
 
-    async def push(self, streams: Iterable[Stream], tenant: str, clock: ReceiveClock, summary: Summary) -> None:
+    async def push(self, streams: Iterable[Stream], tenant: str, clock: ReceiveClock, summary: Summary,
+                   times: tuple[int, int] | None = None) -> None:
+        """`times`: the earliest and latest entry time of `streams`, when the decoder knows them."""
         batch = [s for s in streams if s.entries.entries]
         if not batch:
             return
         for s in batch:
             self.settings.apply(s.labels)
-        out = await self.ingest.push(batch, tenant, clock.take(sum(len(s.entries.entries) for s in batch)))
+        out = await self.ingest.push(batch, tenant, clock.take(sum(len(s.entries.entries) for s in batch)),
+                                     times=times)
         summary.add(out)
         summary.streams += sum(len(c) for c in out.chunks.values())
 
@@ -196,8 +199,8 @@ class EventHandler:
                      self.job, ref.bucket, ref.key)
 
     async def deliver(self, streams: list[Stream], objects: list[S3Ref], tenant: str, clock: ReceiveClock,
-                      summary: Summary) -> None:
-        await self.push(streams, tenant, clock, summary)
+                      summary: Summary, times: tuple[int, int] | None = None) -> None:
+        await self.push(streams, tenant, clock, summary, times)
         for ref in objects:
             await self.push_object(ref, tenant, clock, summary)
 
@@ -206,7 +209,7 @@ class EventHandler:
         batch = SqsBatch(parsed.items)
         for item in batch.pending():
             try:
-                await self.deliver(item.streams, item.s3_objects, tenant, clock, summary)
+                await self.deliver(item.streams, item.s3_objects, tenant, clock, summary, item.times)
             except S3ReadError as e:
                 log.warning("SQS message %s failed: %s", item.message_id, e)
                 batch.fail(item.message_id)
@@ -264,7 +267,7 @@ def routes(ingest: Ingest) -> list[Route]:
                     answer = summary.json()
                     answer["batchItemFailures"] = batch.failures()
                     return done(JSONResponse(answer))
-                await handler.deliver(parsed.streams, parsed.s3_objects, tenant, clock, summary)
+                await handler.deliver(parsed.streams, parsed.s3_objects, tenant, clock, summary, parsed.times)
             except S3ReadError as e:
                 log.warning("cannot read S3 object: job=%s %s", job.name, e)
                 return done(PlainTextResponse(f"cannot read S3 object {e}\n", 502))
