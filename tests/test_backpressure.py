@@ -14,6 +14,9 @@ from tests.conftest import free_port
 from tests.loki_receiver import Receiver, encode_push
 from tests.test_faults import Pusher, fault_config, wait_lines
 
+# Refused pushes wait this long for room first (2 s by default): short, so refusals come quickly.
+WAIT = "500ms"
+
 
 def limited(url: str, port: int, **limits: str) -> dict:
     cfg = fault_config(url, port)
@@ -32,7 +35,7 @@ def fill(p: Pusher, http: httpx.Client, most: int = 2000) -> int | None:
 
 def test_global_limit_answers_429_and_delivers_every_2xx(start_relay, receiver: Receiver) -> None:
     port = free_port()
-    relay = start_relay(limited(receiver.url, port, max_buffered_bytes="64KiB"))
+    relay = start_relay(limited(receiver.url, port, max_buffered_bytes="64KiB", backpressure_wait=WAIT))
     receiver.fail(503, count=None)  # Loki down: everything accepted stays held
     p = Pusher(relay.url(port), "global")
     with httpx.Client() as http:
@@ -56,7 +59,8 @@ def test_global_limit_answers_429_and_delivers_every_2xx(start_relay, receiver: 
 
 def test_per_tenant_limit_does_not_starve_other_tenants(start_relay, receiver: Receiver) -> None:
     port = free_port()
-    relay = start_relay(limited(receiver.url, port, max_buffered_bytes="1MiB", max_buffered_bytes_per_tenant="32KiB"))
+    relay = start_relay(limited(receiver.url, port, max_buffered_bytes="1MiB", max_buffered_bytes_per_tenant="32KiB",
+                                backpressure_wait=WAIT))
     receiver.fail(503, count=None, tenant="greedy")
     greedy = Pusher(relay.url(port), "greedy", tenant="greedy")
     polite = Pusher(relay.url(port), "polite", tenant="polite")
@@ -90,7 +94,7 @@ def test_full_wal_is_backpressure_not_loss(start_relay, receiver: Receiver, tmp_
 
 def test_raw_endpoint_gets_backpressure_too(start_relay, receiver: Receiver) -> None:
     port = free_port()
-    cfg = limited(receiver.url, port, max_buffered_bytes="16KiB")
+    cfg = limited(receiver.url, port, max_buffered_bytes="16KiB", backpressure_wait=WAIT)
     cfg["scrape_configs"][0]["loki_push_api"]["labels"] = {"job": "raw"}
     relay = start_relay(cfg)
     receiver.fail(503, count=None)
@@ -114,13 +118,16 @@ def test_limits_config_keys() -> None:
 
 
 def _fill_to_limit(relay, p: Pusher, http: httpx.Client, limit: int) -> None:
-    """Push until the next push cannot fit: the check reserves about Content-Length bytes."""
-    shortest = len(encode_push([('{job="faults"}', [(0, f"{p.prefix} req=0 line={i}") for i in range(p.lines)])]))
+    """Push until the next push cannot fit. Held bytes are the entries as re-encoded for Loki, not
+    the compressed body, so the next push will hold what the last one added."""
+    held = relay.metric("loki_relay_held_bytes")
     for _ in range(2000):
-        if relay.metric("loki_relay_held_bytes") + shortest > limit:
-            return
         if p.push_one(http) == 429:
             return
+        now = relay.metric("loki_relay_held_bytes")
+        if now + (now - held) > limit:
+            return
+        held = now
     raise AssertionError("the buffer never filled")
 
 
