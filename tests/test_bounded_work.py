@@ -174,7 +174,7 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
         rel.wait_ready()
         yield Relay(rel, rx, push, aws, firehose)
     finally:
-        # No test here counts deliveries; a graceful stop would first send the 900,000 entries held.
+        # No test here counts deliveries; a graceful stop would first send the 450,000 entries held.
         rel.stop(signal.SIGKILL)
         rx.stop()
 
@@ -221,7 +221,7 @@ def poll_ready(urls: list[str], busy: threading.Event) -> tuple[int, float]:
 
 
 def test_ready_and_other_listeners_answer_during_a_huge_push(relay: Relay) -> None:
-    body = huge_push(300_000)
+    body = huge_push(150_000)
     busy = threading.Event()
     busy.set()
     result: dict[str, Any] = {}
@@ -240,14 +240,14 @@ def test_ready_and_other_listeners_answer_during_a_huge_push(relay: Relay) -> No
     n, worst = poll_ready([f"http://127.0.0.1:{relay.rel.server_port}/ready",
                            f"http://127.0.0.1:{relay.aws}/ready"], busy)
     sender.join()
-    print(f"300k-stream push: {result} ; /ready answered {n} times during it, slowest {worst * 1000:.0f} ms")
+    print(f"150k-stream push: {result} ; /ready answered {n} times during it, slowest {worst * 1000:.0f} ms")
     assert result["status"] == 204
     assert n >= 4  # answers came while the push was decoded and processed
     assert worst < 2.0  # was 9 s for a million streams (generous: the machine is shared)
 
 
 def test_ready_answers_during_a_huge_lambda_event(relay: Relay) -> None:
-    payload = cloudwatch_payload([f"line {i} " + "x" * 40 for i in range(600_000)])
+    payload = cloudwatch_payload([f"line {i} " + "x" * 40 for i in range(300_000)])
     body = orjson.dumps({"awslogs": {"data": b64(payload)}})
     busy = threading.Event()
     busy.set()
@@ -265,7 +265,7 @@ def test_ready_answers_during_a_huge_lambda_event(relay: Relay) -> None:
     n, worst = poll_ready([f"http://127.0.0.1:{relay.rel.server_port}/ready",
                            f"http://127.0.0.1:{relay.push}/ready"], busy)
     sender.join()
-    print(f"600k-event CloudWatch event: {result}; /ready answered {n} times, slowest {worst * 1000:.0f} ms")
-    assert result == {"status": 200, "entries": 600_000}
+    print(f"300k-event CloudWatch event: {result}; /ready answered {n} times, slowest {worst * 1000:.0f} ms")
+    assert result == {"status": 200, "entries": 300_000}
     assert n >= 4
     assert worst < 2.0
