@@ -158,6 +158,6 @@ def test_no_wait_refuses_at_once(start_relay, receiver: Receiver) -> None:
         _fill_to_limit(relay, p, http, 64 * 1024)
         start = time.monotonic()
         assert p.push_one(http) == 429
-        assert time.monotonic() - start < 0.5
+        assert time.monotonic() - start < 1.5  # no wait for room (the default would be 2 s)
     receiver.clear_faults()
     wait_lines(receiver, p.acked, 30)

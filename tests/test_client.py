@@ -369,7 +369,7 @@ def test_a_hanging_client_does_not_block_another(receiver: Receiver, start_relay
         for i in range(3):
             t0 = time.monotonic()
             assert jpush(port, {"app": "x"}, [f"line {i}"]).status_code == 204
-            assert time.monotonic() - t0 < 1  # the push handler never waits for a sender
+            assert time.monotonic() - t0 < 5  # the push handler never waits for a sender (30 s here)
             assert [e["line"] for e in receiver.wait_for(i + 1, timeout=3)][-1] == f"line {i}"
             time.sleep(0.15)
         assert stuck.stats()["hanging"] >= 1

@@ -172,7 +172,7 @@ def test_interval_sync_answers_after_write(tmp_path: Path) -> None:
         _, fut = wal.append({"t": chunks(2)})
         t0 = time.monotonic()
         await fut
-        assert time.monotonic() - t0 < 1
+        assert time.monotonic() - t0 < 5  # not at the next 10 s sync
         assert read_segment(wal.path(wal.active))[0] == [("t", chunks(2))]  # written, survives kill -9
         await wal.close()
 
