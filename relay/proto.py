@@ -90,6 +90,10 @@ def _describe() -> descriptor_pb2.FileDescriptorProto:
         (3, "hash", f.TYPE_UINT64, None, False),
     )
     message("PushTimes", (1, "streams", f.TYPE_MESSAGE, f".{_PKG}.StreamCheckView", False))
+    # ... and PushCount merges the streams only: every entry of the request in one list, so its
+    # length is the request's entry count without a Python step per stream.
+    message("StreamCount", (2, "entries", f.TYPE_BYTES, None, True))
+    message("PushCount", (1, "streams", f.TYPE_MESSAGE, f".{_PKG}.StreamCount", False))
     return file
 
 
@@ -114,6 +118,7 @@ StreamAdapter = _cls("StreamAdapter")
 StreamTimes = _cls("StreamTimes")
 PushRaw = _cls("PushRaw")
 PushTimes = _cls("PushTimes")
+PushCount = _cls("PushCount")
 
 
 def varint(n: int) -> bytes:

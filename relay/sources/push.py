@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 
 from ..cache import BoundedCache
 from ..model import INT64, LabelError, Labels, Stream, new_stream, parse_labels
-from ..proto import PushRaw, PushRequest, PushTimes, StreamAdapter
+from ..proto import PushCount, PushRaw, PushRequest, PushTimes, StreamAdapter
 from ..times import rfc3339_ns
 from .content import BadRequest, decode_content, snappy_block
 
@@ -89,7 +89,7 @@ class PushDecoder:
         out = self._streams(streams)
         # Seconds of 0 are not encoded: only when every entry has its seconds do they bound the
         # request's times (those of streams refused above too: wider bounds are still bounds).
-        if seconds and len(seconds) == sum(len(s.entries) for s in streams):
+        if seconds and len(seconds) == len(PushCount.FromString(data).streams.entries):
             unique = set(seconds[:])  # a request's entries share few seconds
             out.times = (min(unique) * 1_000_000_000, max(unique) * 1_000_000_000 + 999_999_999)
         return out
