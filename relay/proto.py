@@ -121,6 +121,16 @@ PushTimes = _cls("PushTimes")
 PushCount = _cls("PushCount")
 
 
+def seconds_bounds(seconds: Any, count: int) -> tuple[int, int] | None:
+    """The earliest and latest time (Unix ns) that `count` entries can have, from their seconds as
+    a times view lists them (TimesView.seconds); None when there are none, or when some entry's
+    seconds are missing (0, or no time at all: not encoded)."""
+    if not count or len(seconds) != count:
+        return None
+    unique = set(seconds[:])  # entries share few seconds; a list is quicker to read than the container
+    return min(unique) * 1_000_000_000, max(unique) * 1_000_000_000 + 999_999_999
+
+
 def varint(n: int) -> bytes:
     """A protobuf varint; a negative int64 is written as its 64-bit two's complement (10 bytes)."""
     n &= 0xFFFF_FFFF_FFFF_FFFF

@@ -11,7 +11,7 @@ from google.protobuf.message import DecodeError
 
 from ..config import LimitsConfig
 from ..model import Chunk
-from ..proto import StreamAdapter, StreamTimes
+from ..proto import StreamAdapter, StreamTimes, seconds_bounds
 
 TOO_OLD = "too_old"
 TOO_FAR_IN_FUTURE = "too_far_in_future"
@@ -83,12 +83,12 @@ class TimeWindow:
         groups = list(chunks.values())
         every = groups[0] if len(groups) == 1 else list(chain.from_iterable(groups))
         # out.entries counts the entries of its chunks: a count that differs only means a closer look.
-        if _clear(b"".join(map(_DATA, every)), out.entries, oldest, newest):
+        if self._clear(b"".join(map(_DATA, every)), out.entries, now_ns):
             return
         for tenant in list(chunks):
             kept = []
             for chunk in chunks[tenant]:
-                if _clear(chunk.data, chunk.count, oldest, newest):
+                if self._clear(chunk.data, chunk.count, now_ns):
                     kept.append(chunk)
                     continue
                 cut = _cut(chunk, oldest, newest, out)
@@ -99,22 +99,18 @@ class TimeWindow:
             else:
                 del chunks[tenant]
 
-
-def _clear(data: bytes, count: int, oldest: int | None, newest: int | None) -> bool:
-    """True when every one of the `count` entries encoded in `data` is surely inside the window."""
-    try:
-        seconds = StreamTimes.FromString(data).entries.timestamp.seconds
-    except DecodeError:  # an unknown field the view reads as packed seconds: look closer
-        return False
-    if len(seconds) != count:
-        return False  # an entry at second 0 or without a time: look closer
-    if not count:
-        return True
-    s = set(seconds[:])  # a request's entries share few seconds; a list is quicker to read than the container
-    # Only seconds were read: an entry is surely in range if its whole second is.
-    if oldest is not None and min(s) < -(-oldest // _NS):
-        return False
-    return newest is None or max(s) <= (newest - _NS + 1) // _NS
+    def _clear(self, data: bytes, count: int, now_ns: int) -> bool:
+        """True when every one of the `count` entries encoded in `data` is surely inside the window."""
+        if not count:
+            return True
+        try:
+            seconds = StreamTimes.FromString(data).entries.timestamp.seconds
+        except DecodeError:  # an unknown field the view reads as packed seconds: look closer
+            return False
+        # Only seconds were read: an entry is surely in range if its whole second is. No bounds (an
+        # entry at second 0 or without a time): look closer.
+        bounds = seconds_bounds(seconds, count)
+        return bounds is not None and self.inside(bounds, now_ns)
 
 
 def _cut(chunk: Chunk, oldest: int | None, newest: int | None, out: Any) -> Chunk | None:

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 
 from ..cache import BoundedCache
 from ..model import INT64, LabelError, Labels, Stream, new_stream, parse_labels
-from ..proto import PushCount, PushRaw, PushRequest, PushTimes, StreamAdapter
+from ..proto import PushCount, PushRaw, PushRequest, PushTimes, StreamAdapter, seconds_bounds
 from ..times import rfc3339_ns
 from .content import BadRequest, decode_content, snappy_block
 
@@ -87,11 +87,9 @@ class PushDecoder:
         # Also checks every string as the full parse would: a PushRaw entry is never read.
         seconds = PushTimes.FromString(data).streams.entries.timestamp.seconds
         out = self._streams(streams)
-        # Seconds of 0 are not encoded: only when every entry has its seconds do they bound the
-        # request's times (those of streams refused above too: wider bounds are still bounds).
-        if seconds and len(seconds) == len(PushCount.FromString(data).streams.entries):
-            unique = set(seconds[:])  # a request's entries share few seconds
-            out.times = (min(unique) * 1_000_000_000, max(unique) * 1_000_000_000 + 999_999_999)
+        # The bounds of every entry's time, those of streams refused above too (wider bounds are
+        # still bounds).
+        out.times = seconds_bounds(seconds, len(PushCount.FromString(data).streams.entries))
         return out
 
     def _streams(self, streams: Any) -> Decoded:
