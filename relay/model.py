@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -88,24 +88,34 @@ def new_stream(labels: Labels, entries: Iterable[tuple[int, str]], key: str | No
     return Stream(labels, msg, key)
 
 
+def known_times(times: tuple[int, int] | None) -> tuple[int, int] | None:
+    """`times` (earliest, latest; Unix ns) as streams made by new_stream will hold them: it
+    replaces a time outside int64 ns with the current time, and then they are not known."""
+    return times if times is not None and times[0] >= 0 and times[1] < INT64 else None
+
+
 def new_streams(labels: Labels, entries: list[tuple[int, str]], most: int = 10_000) -> list[Stream]:
     """Like new_stream, as streams of at most `most` entries each (in order, same labels).
 
     Building one protobuf message of a million entries is one C call that holds the GIL for
     a second, and processing it is one uninterrupted step: in slices, a worker thread decoding
     a huge event leaves the event loop room to run, and processing yields between them."""
-    if len(entries) <= most:
-        return [new_stream(labels, entries)]
-    return [new_stream(labels if i == 0 else dict(labels), entries[i : i + most]) for i in range(0, len(entries), most)]
+    return _sliced(new_stream, labels, entries, most)
 
 
 def new_streams_ms(labels: Labels, events: list[tuple[int, str]], most: int = 10_000) -> list[Stream]:
     """Like new_streams, from (unix milliseconds, line) pairs, as CloudWatch Logs events carry
     them: the entries are made straight from the milliseconds, with no list of nanosecond pairs
     in between (a tuple and a big-int product less per entry)."""
-    if len(events) <= most:
-        return [_stream_ms(labels, events)]
-    return [_stream_ms(labels if i == 0 else dict(labels), events[i : i + most]) for i in range(0, len(events), most)]
+    return _sliced(_stream_ms, labels, events, most)
+
+
+def _sliced(build: Callable[[Labels, list[tuple[int, str]]], Stream], labels: Labels,
+            items: list[tuple[int, str]], most: int) -> list[Stream]:
+    """`build` over slices of at most `most` items, each slice its own copy of the labels."""
+    if len(items) <= most:
+        return [build(labels, items)]
+    return [build(labels if i == 0 else dict(labels), items[i : i + most]) for i in range(0, len(items), most)]
 
 
 def _stream_ms(labels: Labels, events: list[tuple[int, str]]) -> Stream:

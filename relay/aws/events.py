@@ -66,7 +66,7 @@ from urllib.parse import unquote_plus
 import orjson
 
 from ..compress import GZIP_MAGIC, Budget, BudgetExceeded
-from ..model import INT64, Labels, Stream, new_streams, new_streams_ms
+from ..model import Labels, Stream, known_times, new_streams, new_streams_ms
 from ..times import ReceiveClock, iso_ns, receive_clock
 from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
@@ -190,8 +190,7 @@ class _Out:
     def bounds(self) -> tuple[int, int] | None:
         """`times`, when the streams will hold them: new_stream may replace a time outside
         int64 ns (with the current time), so then they are not known."""
-        t = self.times
-        return t if t is not None and t[0] >= 0 and t[1] < INT64 else None
+        return known_times(self.times)
 
     def entries(self, labels: Labels, ms: bool = False) -> list[tuple[int, str]]:
         labels = {k: v for k, v in labels.items() if v}

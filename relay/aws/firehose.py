@@ -64,7 +64,7 @@ import orjson
 from .. import relabel
 from ..compress import GZIP_MAGIC, Budget, BudgetExceeded
 from ..keys import ConfigError, Keys, read_secret_file
-from ..model import INT64, LABEL_NAME, Labels, Stream, new_streams, new_streams_ms
+from ..model import LABEL_NAME, Labels, Stream, known_times, new_streams, new_streams_ms
 from .cloudwatch import CloudWatchPayload, PayloadError, gunzip
 from .cloudwatch import parse as parse_cloudwatch
 
@@ -261,9 +261,7 @@ def parse_request(
         batch.streams.extend(new_streams_ms(labels, entries) if ms else new_streams(labels, entries))
         batch.entries += len(entries)
     if spans:  # the records' own bounds spare the time window a parse of the encoded entries
-        first, last = min(map(_FIRST, spans)), max(map(_LAST, spans))
-        if first >= 0 and last < INT64:  # else new_stream replaces some times: not known
-            batch.times = (first, last)
+        batch.times = known_times((min(map(_FIRST, spans)), max(map(_LAST, spans))))
     return batch
 
 
